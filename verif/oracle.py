@@ -1,0 +1,39 @@
+"""TFLite Micro as the oracle: run a model with its reference kernels and read every tensor.
+
+`tflite-micro` (PyPI) is a dev dependency; importing this module without it raises ImportError,
+which the tests turn into a skip with the reason.
+"""
+
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+
+__all__ = ["tflm_run"]
+
+
+def tflm_run(model_bytes, inputs, tensor_indices=()):
+    """Invoke TFLite Micro once.
+
+    Returns (outputs, tensors): the output arrays, and a dict index → array for
+    `tensor_indices` (read back with kPreserveAllTensors, so intermediate tensors survive).
+    """
+    interp = runtime.Interpreter.from_bytes(
+        bytes(model_bytes), arena_size=max(len(model_bytes) * 10, 16 << 20),
+        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    if isinstance(inputs, np.ndarray):
+        inputs = [inputs]
+    for k, x in enumerate(inputs):
+        interp.set_input(x, k)
+    interp.invoke()
+    outputs = []
+    k = 0
+    while True:
+        try:
+            outputs.append(np.array(interp.get_output(k)))
+        except (IndexError, RuntimeError, ValueError):
+            break
+        k += 1
+    tensors = {}
+    for i in tensor_indices:
+        info = interp.GetTensor(int(i), 0)
+        tensors[int(i)] = np.array(info["tensor_data"]).reshape(tuple(int(s) for s in info["shape"]))
+    return outputs, tensors
