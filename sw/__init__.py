@@ -1,1 +1,12 @@
-"""dwfuse."""
+"""dwfuse: an int8 accelerator for depthwise-separable CNNs, and the host software that drives it.
+
+    import dwfuse
+    graph = dwfuse.load("model.tflite")       # or a zoo name, e.g. dwfuse.zoo.DEFAULT
+    outputs, _ = dwfuse.run_graph(graph, x)    # golden model, bit-exact with TFLite
+"""
+
+from .errors import DwfuseError, HardwareLimitError, ModelError, UnsupportedOpError
+from .importer import load
+from .interpreter import run_graph
+
+__all__ = ["load", "run_graph", "DwfuseError", "ModelError", "UnsupportedOpError", "HardwareLimitError"]

@@ -7,7 +7,7 @@ which the tests turn into a skip with the reason.
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
-__all__ = ["tflm_run"]
+__all__ = ["tflm_run", "compare_graph_with_tflm"]
 
 
 def tflm_run(model_bytes, inputs, tensor_indices=()):
@@ -37,3 +37,25 @@ def tflm_run(model_bytes, inputs, tensor_indices=()):
         info = interp.GetTensor(int(i), 0)
         tensors[int(i)] = np.array(info["tensor_data"]).reshape(tuple(int(s) for s in info["shape"]))
     return outputs, tensors
+
+
+def compare_graph_with_tflm(model_bytes, graph, inputs, values):
+    """Compare every op output tensor in `values` (index → array) with TFLite Micro.
+
+    Returns a list of human-readable mismatch descriptions (empty when bit-exact).
+    """
+    indices = [i for op in graph.ops for i in op.outputs if i in values]
+    _, ref = tflm_run(model_bytes, inputs, indices)
+    bad = []
+    for op in graph.ops:
+        for i in op.outputs:
+            if i not in values:
+                continue
+            got, want = np.asarray(values[i]), ref[i]
+            if got.shape != want.shape:
+                bad.append(f"op {op.index} ({op.kind}) tensor {i}: shape {got.shape} vs TFLM {want.shape}")
+            elif not np.array_equal(got, want):
+                d = got.astype(np.int64) - want.astype(np.int64)
+                bad.append(f"op {op.index} ({op.kind}) tensor {i}: {np.count_nonzero(d)} of {d.size} "
+                           f"values differ, max |diff| {np.abs(d).max()}")
+    return bad

@@ -52,7 +52,8 @@ def saturating_rounding_doubling_high_mul(a, b):
     """gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), INT32_MIN^2 saturates.
 
     The nudge is +2^30 for non-negative products and 1 - 2^30 for negative ones, then the
-    division truncates toward zero: ties round away from zero.
+    division truncates toward zero: positive ties round up and negative ties toward zero,
+    i.e. round half toward +infinity.
     """
     a = _i64(a)
     b = _i64(b)

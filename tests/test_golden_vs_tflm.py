@@ -1,0 +1,50 @@
+"""The golden model equals TFLite Micro (reference kernels) on every tensor of real models."""
+
+import os
+
+import numpy as np
+import pytest
+
+import dwfuse
+from dwfuse.inputs import load_input, random_input
+
+oracle = pytest.importorskip("dwfuse.verif.oracle", reason="tflite-micro (the oracle) is not installed")
+
+MODELS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
+SHARED = ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"]
+
+
+def shared_model(name):
+    path = os.path.join(MODELS_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not present (the shared test models live outside the repository)")
+    return path
+
+
+def assert_every_tensor_matches(data, graph, x):
+    _, values = dwfuse.run_graph(graph, x, keep_all=True)
+    bad = oracle.compare_graph_with_tflm(data, graph, x, values)
+    assert not bad, "golden vs TFLite Micro:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", SHARED)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shared_model_every_tensor(name, seed):
+    path = shared_model(name)
+    g = dwfuse.load(path)
+    x = random_input(g.input_tensor(), seed)
+    assert_every_tensor_matches(open(path, "rb").read(), g, x)
+
+
+@pytest.mark.parametrize("preprocess", ["mobilenet", "raw"])
+def test_person_detect_images(preprocess):
+    path = shared_model("person_detect.tflite")
+    g = dwfuse.load(path)
+    data = open(path, "rb").read()
+    scores = {}
+    for img in ("person", "no_person"):
+        x = load_input(shared_model(f"{img}.bmp"), g.input_tensor(), preprocess)
+        assert_every_tensor_matches(data, g, x)
+        (y,), _ = dwfuse.run_graph(g, x)
+        scores[img] = int(y.reshape(-1)[1])
+    assert scores["person"] > scores["no_person"], scores
