@@ -28,7 +28,8 @@ def _fmt_shape(shape):
     return "x".join(str(s) for s in shape) if shape else "scalar"
 
 
-def _print_table(headers, rows, out=sys.stdout):
+def _print_table(headers, rows, out=None):
+    out = out or sys.stdout
     widths = [max(len(str(h)), *(len(str(r[k])) for r in rows)) if rows else len(str(h))
               for k, h in enumerate(headers)]
     line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))

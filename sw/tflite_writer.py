@@ -227,6 +227,9 @@ _OPTIONS = {
     "RESHAPE": None,
     "PAD": (BuiltinOptions.PadOptions, _pad_options),
     "AVERAGE_POOL_2D": (BuiltinOptions.Pool2DOptions, _pool2d),
+    # option-less ops, used by tests to build models dwfuse must reject or handle
+    "HARD_SWISH": None,
+    "TRANSPOSE": None,
 }
 
 
@@ -367,7 +370,7 @@ class TFLiteWriter:
             OperatorCodeStart(b)
             # Codes above 127 live only in builtin_code; the int8 legacy field saturates there.
             OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-            OperatorCodeAddVersion(b, _VERSIONS[k])
+            OperatorCodeAddVersion(b, _VERSIONS.get(k, 1))
             OperatorCodeAddBuiltinCode(b, code)
             opcodes.append(OperatorCodeEnd(b))
 

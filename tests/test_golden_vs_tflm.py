@@ -48,3 +48,17 @@ def test_person_detect_images(preprocess):
         (y,), _ = dwfuse.run_graph(g, x)
         scores[img] = int(y.reshape(-1)[1])
     assert scores["person"] > scores["no_person"], scores
+
+
+# V1 and V2, two widths, two input sizes, one non-square (the zoo's own .tflite output)
+ZOO = ["mobilenet_v1_0.25_96", "mobilenet_v1_0.5_128", "mobilenet_v2_0.35_96", "mobilenet_v2_0.5_128",
+       "mobilenet_v2_0.35_128x96", "mobilenet_v1_0.25_97x113_c7"]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_every_tensor(name):
+    from dwfuse import zoo
+    data = zoo.build(name)
+    g = dwfuse.load(data)
+    x = zoo.sample_input(name, seed=3)
+    assert_every_tensor_matches(data, g, x)

@@ -10,6 +10,11 @@ from tflite_micro.python.tflite_micro import runtime
 __all__ = ["tflm_run", "compare_graph_with_tflm"]
 
 
+def _num_outputs(model_bytes):
+    import tflite
+    return tflite.Model.GetRootAsModel(bytes(model_bytes), 0).Subgraphs(0).OutputsLength()
+
+
 def tflm_run(model_bytes, inputs, tensor_indices=()):
     """Invoke TFLite Micro once.
 
@@ -24,14 +29,7 @@ def tflm_run(model_bytes, inputs, tensor_indices=()):
     for k, x in enumerate(inputs):
         interp.set_input(x, k)
     interp.invoke()
-    outputs = []
-    k = 0
-    while True:
-        try:
-            outputs.append(np.array(interp.get_output(k)))
-        except (IndexError, RuntimeError, ValueError):
-            break
-        k += 1
+    outputs = [np.array(interp.get_output(k)) for k in range(_num_outputs(model_bytes))]
     tensors = {}
     for i in tensor_indices:
         info = interp.GetTensor(int(i), 0)
