@@ -62,3 +62,11 @@ def test_zoo_model_every_tensor(name):
     g = dwfuse.load(data)
     x = zoo.sample_input(name, seed=3)
     assert_every_tensor_matches(data, g, x)
+
+
+def test_mobilenet_v2_1_0_224_every_tensor():
+    """The full-size network the hardware targets (300M MACs)."""
+    from dwfuse import zoo
+    name = "mobilenet_v2_1.0_224"
+    data = zoo.build(name)
+    assert_every_tensor_matches(data, dwfuse.load(data), zoo.sample_input(name, seed=0))
