@@ -47,7 +47,7 @@ async def accumulates_packets(dut) -> None:
     got: list[int] = []
     sent = 0
     presenting = False
-    held = None  # (payload) of an output offered but not yet taken
+    held = None  # payload of a sum offered but not yet taken
     for _ in range(MAX_CYCLES):
         await RisingEdge(dut.clk)
         if not presenting and sent < len(beats) and random.random() < 0.7:
@@ -70,5 +70,5 @@ async def accumulates_packets(dut) -> None:
         if len(got) == len(expected):
             break
     assert len(got) == len(expected), f"timed out: {len(got)} of {len(expected)} sums out"
-    bad = [(i, g, e) for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    bad = [(i, g, e) for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
     assert not bad, f"{len(bad)} wrong sums, first (packet, got, expected): {bad[0]}"

@@ -511,8 +511,8 @@ def run_cocotb(
 ) -> SimResult:
     """Build (or reuse) a Verilator model of ``design`` and run cocotb tests against it.
 
-    ``design`` is Verilog text (a ``str``) or a sequence of Verilog file paths; ``toplevel``
-    names the top module.  ``test_module`` is an importable module name or a path to a
+    ``design`` is Verilog text (a ``str``) or a sequence of Verilog file paths (their contents
+    key the build cache; files they `` `include `` do not); ``toplevel`` names the top module.  ``test_module`` is an importable module name or a path to a
     ``.py`` file.  The seed is ``$COCOTB_RANDOM_SEED`` if set (cocotb lets it win), else
     ``seed``, else a fresh random one; it is always reported.  ``extra_env`` goes to the
     simulator process (the caller's environment takes precedence, as in cocotb).  With
