@@ -1,0 +1,111 @@
+"""Build-time parameters of the accelerator and its named presets.
+
+Every size in the gateware comes from one `Config`; nothing else in hdl/ holds a magic number.
+The runtime (layer descriptors) chooses shapes up to these maxima; the compiler checks them and
+raises `HardwareLimitError` naming the layer and the limit.
+
+Dataflow terms used throughout hdl/:
+
+- a *word* is `lanes` int8 values: `lanes` consecutive channels of one pixel (NHWC order,
+  channels padded up to a multiple of `lanes`). Activation streams, line-buffer entries and the
+  depthwise engine all move one word per cycle.
+- the PE array multiplies one input word (`lanes` = R input channels) by an R x `pe_cols` weight
+  block each cycle, accumulating `pe_cols` output channels of one pixel in int32.
+"""
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["Config", "PRESETS", "preset"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Build-time parameters.
+
+    Parameters
+    ----------
+    name : str
+    lanes : int
+        Channels per word: depthwise-engine lanes and PE-array rows (R).
+    pe_cols : int
+        PE-array columns (C): output channels computed in parallel.
+    requant_lanes : int
+        Requantizers behind the PE array (outputs per cycle); pe_cols must be a multiple.
+    max_width : int
+        Widest feature-map row the line buffer holds (pixels).
+    max_channels : int
+        Most channels of a line-buffer row (multiple of lanes).
+    line_rows : int
+        Row slots in the line buffer (3 window rows + rows being written).
+    max_k : int
+        Longest PE-array input vector (channels of a 1x1 conv or FC, 9 x channels of an im2col).
+    weight_words : int
+        Depth of the PE-array weight buffer, in words of lanes x pe_cols int8.
+    max_out_channels : int
+        Depth of the per-channel bias/multiplier/shift tables.
+    bus_bytes : int
+        AXI data width in bytes.
+    """
+
+    name: str
+    lanes: int
+    pe_cols: int
+    requant_lanes: int
+    max_width: int
+    max_channels: int
+    line_rows: int
+    max_k: int
+    weight_words: int
+    max_out_channels: int
+    bus_bytes: int
+
+    def __post_init__(self):
+        for field in ("lanes", "pe_cols", "requant_lanes", "max_width", "max_channels", "line_rows",
+                      "max_k", "weight_words", "max_out_channels", "bus_bytes"):
+            v = getattr(self, field)
+            if not isinstance(v, int) or v <= 0:
+                raise TypeError(f"Config.{field} must be a positive integer, not {v!r}")
+        if self.max_channels % self.lanes:
+            raise ValueError(f"max_channels {self.max_channels} is not a multiple of lanes {self.lanes}")
+        if self.pe_cols % self.requant_lanes:
+            raise ValueError(f"pe_cols {self.pe_cols} is not a multiple of requant_lanes {self.requant_lanes}")
+        if self.line_rows < 3:
+            raise ValueError(f"line_rows must be at least 3 for 3x3 windows, not {self.line_rows}")
+
+    @property
+    def pe_macs_per_cycle(self):
+        return self.lanes * self.pe_cols
+
+    @property
+    def dw_macs_per_cycle(self):
+        return self.lanes * 9
+
+    @property
+    def max_chunks(self):
+        """Words per pixel of the widest line-buffer row."""
+        return self.max_channels // self.lanes
+
+    def as_dict(self):
+        return asdict(self)
+
+
+PRESETS = {
+    # Lattice LFE5U-85F: 156 MULT18X18D, 208 x 18 Kbit BRAM, 84k LUT4. 128 PE MACs in DSPs; line
+    # buffer sized for MobileNetV2-1.0-224 (widest expanded row: 112 px x 96 ch, 4 slots).
+    "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
+                   line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8),
+    # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
+    "b4096": Config(name="b4096", lanes=32, pe_cols=64, requant_lanes=16, max_width=224, max_channels=1280,
+                    line_rows=4, max_k=1280, weight_words=1024, max_out_channels=2048, bus_bytes=16),
+    # Small configuration for fast component simulations.
+    "tiny": Config(name="tiny", lanes=4, pe_cols=4, requant_lanes=2, max_width=32, max_channels=64,
+                   line_rows=4, max_k=256, weight_words=256, max_out_channels=128, bus_bytes=8),
+}
+
+
+def preset(name):
+    """The named preset; raises KeyError listing the presets otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown config {name!r}; presets: {', '.join(PRESETS)}") from None
