@@ -1,0 +1,125 @@
+"""cocotb helpers for Amaranth `stream` ports: payload packing, a stalling source and sink.
+
+Amaranth's Verilog flattens a stream port `i` into `i__valid`, `i__ready` and `i__payload`
+(the payload's layout packed LSB-first). `pack`/`unpack` convert between that bit vector and
+Python values using the same `amaranth.lib.data` layout the component declares, so testbenches
+never hard-code bit offsets:
+
+- a plain shape ↔ int (signed shapes as negative ints),
+- a `StructLayout` ↔ dict of field name → value,
+- an `ArrayLayout` ↔ list.
+
+`StreamSource` and `StreamSink` obey the stream rules (valid held with a stable payload until
+the transfer; valid never depends on ready) and insert random idle/stall cycles from a seeded
+`random.Random`, so every testbench runs with backpressure on both sides.
+"""
+
+import random
+
+from amaranth.hdl import Shape
+from amaranth.lib import data
+from cocotb.triggers import ReadOnly, RisingEdge
+
+__all__ = ["pack", "unpack", "layout_width", "StreamSource", "StreamSink"]
+
+
+def layout_width(layout):
+    if isinstance(layout, data.Layout):
+        return layout.size
+    return Shape.cast(layout).width
+
+
+def pack(layout, value):
+    """Python value → unsigned int holding the payload bits."""
+    if isinstance(layout, data.StructLayout):
+        bits = 0
+        for name, field in layout:
+            bits |= pack(field.shape, value[name]) << field.offset
+        return bits
+    if isinstance(layout, data.ArrayLayout):
+        w = layout_width(layout.elem_shape)
+        if len(value) != layout.length:
+            raise ValueError(f"array payload needs {layout.length} elements, got {len(value)}")
+        bits = 0
+        for k, v in enumerate(value):
+            bits |= pack(layout.elem_shape, v) << (k * w)
+        return bits
+    shape = Shape.cast(layout)
+    v = int(value)
+    lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else (0, (1 << shape.width) - 1)
+    if not lo <= v <= hi:
+        raise ValueError(f"{v} does not fit {shape}")
+    return v & ((1 << shape.width) - 1)
+
+
+def unpack(layout, bits):
+    """Unsigned int of payload bits → Python value (inverse of `pack`)."""
+    bits = int(bits)
+    if isinstance(layout, data.StructLayout):
+        return {name: unpack(field.shape, bits >> field.offset) for name, field in layout}
+    if isinstance(layout, data.ArrayLayout):
+        w = layout_width(layout.elem_shape)
+        return [unpack(layout.elem_shape, bits >> (k * w)) for k in range(layout.length)]
+    shape = Shape.cast(layout)
+    v = bits & ((1 << shape.width) - 1)
+    if shape.signed and v >> (shape.width - 1):
+        v -= 1 << shape.width
+    return v
+
+
+class StreamSource:
+    """Drives `<prefix>__valid/__payload`; idles a random cycle with probability `idle`."""
+
+    def __init__(self, dut, prefix, layout, clk, rng=None, idle=0.3):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.layout, self.clk = layout, clk
+        self.rng = rng or random.Random(0)
+        self.idle = idle
+        self.valid.value = 0
+
+    async def send(self, values):
+        """Send every value in order; returns when the last one has been taken."""
+        for v in values:
+            while self.rng.random() < self.idle:
+                self.valid.value = 0
+                await RisingEdge(self.clk)
+            self.valid.value = 1
+            self.payload.value = pack(self.layout, v)
+            while True:
+                await ReadOnly()
+                taken = bool(self.ready.value)
+                await RisingEdge(self.clk)
+                if taken:
+                    break
+        self.valid.value = 0
+
+
+class StreamSink:
+    """Drives `<prefix>__ready` (low with probability `stall`) and collects payloads."""
+
+    def __init__(self, dut, prefix, layout, clk, rng=None, stall=0.3):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.layout, self.clk = layout, clk
+        self.rng = rng or random.Random(1)
+        self.stall = stall
+        self.ready.value = 0
+
+    async def receive(self, count, timeout_cycles=None):
+        """Collect `count` payloads; raises AssertionError after `timeout_cycles` cycles."""
+        got = []
+        cycles = 0
+        while len(got) < count:
+            self.ready.value = int(self.rng.random() >= self.stall)
+            await ReadOnly()
+            if self.valid.value and self.ready.value:
+                got.append(unpack(self.layout, self.payload.value))
+            await RisingEdge(self.clk)
+            cycles += 1
+            if timeout_cycles is not None and cycles > timeout_cycles:
+                raise AssertionError(f"timeout: {len(got)} of {count} outputs after {cycles} cycles")
+        self.ready.value = 0
+        return got
