@@ -6,7 +6,8 @@
 """
 
 from .errors import DwfuseError, HardwareLimitError, ModelError, UnsupportedOpError
+from . import zoo
 from .importer import load
 from .interpreter import run_graph
 
-__all__ = ["load", "run_graph", "DwfuseError", "ModelError", "UnsupportedOpError", "HardwareLimitError"]
+__all__ = ["load", "run_graph", "zoo", "DwfuseError", "ModelError", "UnsupportedOpError", "HardwareLimitError"]
