@@ -1,7 +1,6 @@
 """`dwfuse info` and `dwfuse run --backend golden` on every shared model and on the zoo."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -10,18 +9,15 @@ import dwfuse
 from dwfuse import zoo
 from dwfuse.cli import main
 from dwfuse.inputs import random_input
+from shared_models import shared_model
 
-MODELS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
 SHARED = ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"]
 ZOO = ["mobilenet_v1_0.25_96", "mobilenet_v2_0.35_128x96"]
 
 
 def model_arg(name):
     if name.endswith(".tflite"):
-        path = os.path.join(MODELS_DIR, name)
-        if not os.path.exists(path):
-            pytest.skip(f"{path} not present")
-        return path
+        return shared_model(name)
     return name
 
 
@@ -76,6 +72,6 @@ def test_run_person_images_via_cli(tmp_path):
     scores = {}
     for img in ("person", "no_person"):
         out = tmp_path / f"{img}.npy"
-        assert main(["run", arg, "--input", os.path.join(MODELS_DIR, f"{img}.bmp"), "--output", str(out)]) == 0
+        assert main(["run", arg, "--input", shared_model(f"{img}.bmp"), "--output", str(out)]) == 0
         scores[img] = int(np.load(out).reshape(-1)[1])
     assert scores["person"] > scores["no_person"]

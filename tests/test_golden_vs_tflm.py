@@ -1,24 +1,14 @@
 """The golden model equals TFLite Micro (reference kernels) on every tensor of real models."""
 
-import os
-
-import numpy as np
 import pytest
 
 import dwfuse
 from dwfuse.inputs import load_input, random_input
+from shared_models import shared_model
 
 oracle = pytest.importorskip("dwfuse.verif.oracle", reason="tflite-micro (the oracle) is not installed")
 
-MODELS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
 SHARED = ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"]
-
-
-def shared_model(name):
-    path = os.path.join(MODELS_DIR, name)
-    if not os.path.exists(path):
-        pytest.skip(f"{path} not present (the shared test models live outside the repository)")
-    return path
 
 
 def assert_every_tensor_matches(data, graph, x):

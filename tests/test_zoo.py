@@ -1,7 +1,6 @@
 """The built-in zoo: names, determinism, Keras architecture, TFLite int8 encoding, and TFLite
 Micro running the models with healthy (not collapsed, not saturated) activations."""
 
-import os
 import time
 
 import numpy as np
@@ -13,9 +12,9 @@ from tflite.DepthwiseConv2DOptions import DepthwiseConv2DOptions
 from tflite.TensorType import TensorType
 
 from dwfuse import zoo
+from shared_models import shared_model
 from dwfuse.errors import ModelError
 
-MODELS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
 _OPNAME = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _SMALL = ["mobilenet_v1_0.25_96", "mobilenet_v2_0.35_96"]
 
@@ -142,10 +141,7 @@ def test_sample_input():
 # architecture and encoding
 
 def _shared(name):
-    path = os.path.join(MODELS_DIR, name)
-    if not os.path.exists(path):
-        pytest.skip(f"{path} not present (the shared test models live outside the repository)")
-    with open(path, "rb") as f:
+    with open(shared_model(name), "rb") as f:
         return f.read()
 
 
