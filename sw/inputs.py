@@ -68,9 +68,11 @@ def load_input(path, tensor, preprocess="mobilenet"):
     if img.size != (w, h):
         img = img.resize((w, h), Image.BILINEAR)
     pixels = np.asarray(img, dtype=np.uint8).reshape(h, w, channels)
-    if np.dtype(tensor.dtype) != np.int8:
-        raise DwfuseError(f"image input needs an int8 model input, this one is {np.dtype(tensor.dtype)}")
-    if preprocess == "raw":
+    if np.dtype(tensor.dtype) not in (np.int8, np.float32):
+        raise DwfuseError(f"image input needs an int8 or float32 model input, this one is {np.dtype(tensor.dtype)}")
+    if np.dtype(tensor.dtype) == np.float32:  # the model quantizes itself (a QUANTIZE op)
+        x = pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    elif preprocess == "raw":
         x = (pixels.astype(np.int16) - 128).astype(np.int8)
     else:
         real = pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)

@@ -230,6 +230,8 @@ _OPTIONS = {
     # option-less ops, used by tests to build models dwfuse must reject or handle
     "HARD_SWISH": None,
     "TRANSPOSE": None,
+    "QUANTIZE": None,
+    "DEQUANTIZE": None,
 }
 
 

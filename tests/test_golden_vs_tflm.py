@@ -1,5 +1,6 @@
 """The golden model equals TFLite Micro (reference kernels) on every tensor of real models."""
 
+import numpy as np
 import pytest
 
 import dwfuse
@@ -60,3 +61,40 @@ def test_mobilenet_v2_1_0_224_every_tensor():
     name = "mobilenet_v2_1.0_224"
     data = zoo.build(name)
     assert_every_tensor_matches(data, dwfuse.load(data), zoo.sample_input(name, seed=0))
+
+
+def pytorch_style_model(rng):
+    """float NCHW input → QUANTIZE → TRANSPOSE → PAD(1,1) → VALID stride-2 conv → DEQUANTIZE,
+    the shape of a model converted from PyTorch."""
+    from dwfuse.tflite_writer import TFLiteWriter
+    w = TFLiteWriter()
+    c, h, wd, o = 3, 9, 11, 5
+    xf = w.tensor("x", (1, c, h, wd), np.float32)
+    xq = w.tensor("xq", (1, c, h, wd), np.int8, scale=[2 / 255], zero_point=[-1])
+    w.op("QUANTIZE", [xf], [xq])
+    perm = w.constant("perm", np.array([0, 2, 3, 1], np.int32))
+    xt = w.tensor("xt", (1, h, wd, c), np.int8, scale=[2 / 255], zero_point=[-1])
+    w.op("TRANSPOSE", [xq, perm], [xt])
+    pads = w.constant("pads", np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32))
+    xp = w.tensor("xp", (1, h + 2, wd + 2, c), np.int8, scale=[2 / 255], zero_point=[-1])
+    w.op("PAD", [xt, pads], [xp])
+    ws = rng.uniform(0.002, 0.02, o)
+    wt = w.constant("w", rng.integers(-127, 128, (o, 3, 3, c)).astype(np.int8), scale=ws, quantized_dimension=0)
+    bt = w.constant("b", rng.integers(-3000, 3000, o).astype(np.int32), scale=ws * 2 / 255, quantized_dimension=0)
+    oh, ow = (h + 2 - 3) // 2 + 1, (wd + 2 - 3) // 2 + 1
+    y = w.tensor("y", (1, oh, ow, o), np.int8, scale=[0.03], zero_point=[-128])
+    w.op("CONV_2D", [xp, wt, bt], [y], padding="VALID", stride_h=2, stride_w=2, fused_activation="RELU6")
+    yf = w.tensor("yf", (1, oh, ow, o), np.float32)
+    w.op("DEQUANTIZE", [y], [yf])
+    return w.to_bytes([xf], [yf])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pytorch_style_nchw_quantize_transpose_pad(seed):
+    rng = np.random.default_rng(seed)
+    data = pytorch_style_model(rng)
+    g = dwfuse.load(data)
+    assert [op.kind for op in g.ops] == ["QUANTIZE", "TRANSPOSE", "PAD", "CONV_2D", "DEQUANTIZE"]
+    x = rng.uniform(-1.2, 1.2, g.input_tensor().shape).astype(np.float32)
+    x.flat[:4] = [0.5 * 2 / 255, -1.5 * 2 / 255, 1e-9, -1.0]  # quantization ties and near-zero
+    assert_every_tensor_matches(data, g, x)

@@ -273,8 +273,8 @@ def softmax(x, *, input_multiplier, input_left_shift, diff_min):
 
 
 def quantize(x, *, scale, zero_point, qmin=-128, qmax=127):
-    """reference_ops::AffineQuantize: float → int8, round(x / scale) in double, half away from zero."""
-    q = tflite_round(np.asarray(x, np.float32).astype(np.float64) / float(scale)) + zero_point
+    """reference_ops::AffineQuantize: float → int8, round(x / float(scale)) in float32, half away from zero."""
+    q = tflite_round(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
     return np.clip(q, qmin, qmax).astype(np.int8)
 
 
