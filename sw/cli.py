@@ -14,6 +14,7 @@ import numpy as np
 
 from . import zoo
 from .errors import DwfuseError
+from .fusion import plan
 from .importer import load
 from .inputs import PREPROCESS, load_input, random_input
 from .interpreter import run_graph
@@ -42,14 +43,15 @@ def _print_table(headers, rows, out=None):
 def cmd_info(args):
     g = load(args.model)
     rows = layer_table(g)
+    group_of = {op.index: f"{k}:{grp.mode}" for k, grp in enumerate(plan(g)) for op in grp.ops}
     print(f"model: {args.model}   ops: {len(g.ops)}   input: {_fmt_shape(g.input_tensor().shape)} "
           f"{np.dtype(g.input_tensor().dtype)}   output: {_fmt_shape(g.output_tensor().shape)}")
-    table = [(r["index"], r["op"], ",".join(_fmt_shape(s) for s in r["input_shapes"]) or "-",
+    table = [(r["index"], r["op"], group_of[r["index"]], ",".join(_fmt_shape(s) for s in r["input_shapes"]) or "-",
               _fmt_shape(r["output_shape"]), f"{r['macs']:,}", f"{r['weight_bytes']:,}",
               f"{r['activation_bytes']:,}") for r in rows]
-    table.append(("", "total", "", "", f"{sum(r['macs'] for r in rows):,}",
+    table.append(("", "total", "", "", "", f"{sum(r['macs'] for r in rows):,}",
                   f"{sum(r['weight_bytes'] for r in rows):,}", f"{sum(r['activation_bytes'] for r in rows):,}"))
-    _print_table(("index", "op", "input", "output", "MACs", "weight B", "activation B"), table)
+    _print_table(("index", "op", "group", "input", "output", "MACs", "weight B", "activation B"), table)
     return 0
 
 
