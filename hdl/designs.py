@@ -15,9 +15,14 @@ by side in one component, unconnected: enough for a resource estimate of the dat
 top exists. The standalone ``requant`` is left out of it because the PE array and the depthwise
 engine each contain their own requantizers.
 
+Multipliers: ``build(name, config, dsp=...)`` passes ``dsp`` (``"infer"`` or ``"ecp5"``, see
+``hdl/multiplier.py``) to the components that take it. Yosys packs no registers into ECP5
+DSPs, so ECP5 timing needs ``dsp="ecp5"`` (explicit MULT18X18D with its own registers);
+Verilator then needs ``verif/models/MULT18X18D.v``. Xilinx synthesis packs by itself: "infer".
+
 To add the top (issue 4), add one line to `DESIGNS`::
 
-    "top": Design("top", lambda config: _load("top").Top(config)),
+    "top": Design("top", lambda config, dsp: _load("top").Top(config, dsp=dsp)),
 
 and `DEFAULT_DESIGN` becomes ``"top"``.
 
@@ -52,7 +57,7 @@ from amaranth.lib.wiring import In, Out, flipped
 
 from .config import Config
 
-__all__ = ["Design", "DESIGNS", "DATAPATH_STAGES", "DEFAULT_DESIGN", "available", "build",
+__all__ = ["Design", "DESIGNS", "DSP_KINDS", "DATAPATH_STAGES", "DEFAULT_DESIGN", "available", "build",
            "Datapath", "SynthHarness", "port_bits"]
 
 _PACKAGE = __name__.rpartition(".")[0]  # "dwfuse.hdl"
@@ -71,27 +76,33 @@ class Design:
     module : str
         The ``hdl/`` module it needs (the entry is available once that file exists).
     make : callable
-        ``make(config) -> wiring.Component``.
+        ``make(config, dsp) -> wiring.Component``; components without multipliers ignore ``dsp``.
     """
 
     module: str
-    make: Callable[[Config], wiring.Component]
+    make: Callable[[Config, str], wiring.Component]
 
     def landed(self):
         return importlib.util.find_spec(f"{_PACKAGE}.{self.module}") is not None
 
 
-def _requantizer(config):
+#: Accepted values of ``dsp`` (as ``hdl/multiplier.py``'s ``DSP_KINDS``).
+DSP_KINDS = ("infer", "ecp5")
+
+
+def _requantizer(config, dsp):
     from amaranth import unsigned
-    return _load("requant").Requantizer(config.requant_lanes, unsigned(1))
+    return _load("requant").Requantizer(config.requant_lanes, unsigned(1), dsp=dsp)
 
 
 #: Named designs. ``datapath`` is handled by `build`; see the module docstring.
 DESIGNS = {
     "requant": Design("requant", _requantizer),
-    "linebuffer": Design("linebuffer", lambda config: _load("linebuffer").LineBuffer(config)),
-    "depthwise": Design("depthwise", lambda config: _load("depthwise").DepthwiseEngine(config)),
-    "pointwise": Design("pointwise", lambda config: _load("pointwise").PointwiseArray(config)),
+    "linebuffer": Design("linebuffer", lambda config, dsp: _load("linebuffer").LineBuffer(config)),
+    "depthwise": Design("depthwise",
+                        lambda config, dsp: _load("depthwise").DepthwiseEngine(config, dsp=dsp)),
+    "pointwise": Design("pointwise",
+                        lambda config, dsp: _load("pointwise").PointwiseArray(config, dsp=dsp)),
 }
 
 #: Registry names that `Datapath` puts side by side (when available), in dataflow order.
@@ -118,19 +129,21 @@ def _default():
 DEFAULT_DESIGN = _default()
 
 
-def build(name, config):
-    """A fresh instance of design ``name`` for ``config``.
+def build(name, config, *, dsp="infer"):
+    """A fresh instance of design ``name`` for ``config``, multipliers of kind ``dsp``.
 
     Raises KeyError naming the available designs when ``name`` is unknown or not landed yet.
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, not {config!r}")
+    if dsp not in DSP_KINDS:
+        raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
     names = available()
     if name not in names:
         raise KeyError(f"unknown or not yet available design {name!r}; available: {', '.join(names)}")
     if name == "datapath":
-        return Datapath(config)
-    return DESIGNS[name].make(config)
+        return Datapath(config, dsp=dsp)
+    return DESIGNS[name].make(config, dsp)
 
 
 class Datapath(wiring.Component):
@@ -145,9 +158,11 @@ class Datapath(wiring.Component):
     config : Config
     stages : sequence of str, optional
         Registry names; default every available name in `DATAPATH_STAGES`.
+    dsp : str
+        Multiplier kind passed to every stage (see `build`).
     """
 
-    def __init__(self, config, stages=None):
+    def __init__(self, config, stages=None, *, dsp="infer"):
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {config!r}")
         if stages is None:
@@ -159,7 +174,9 @@ class Datapath(wiring.Component):
             if name not in DESIGNS or name == "datapath":
                 raise ValueError(f"stage must be a registered component, not {name!r}")
         self._config = config
-        self._stages = {name: DESIGNS[name].make(config) for name in stages}
+        if dsp not in DSP_KINDS:
+            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        self._stages = {name: DESIGNS[name].make(config, dsp) for name in stages}
         super().__init__({name: Out(sub.signature) for name, sub in self._stages.items()})
 
     @property

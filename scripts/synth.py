@@ -12,6 +12,9 @@ YoWASP tool compiles its WebAssembly on first use (Yosys ~40 s, cached afterward
 Targets
 -------
 ``ecp5``
+    Multipliers are built with ``dsp="ecp5"`` (``--dsp``, see ``hdl/multiplier.py``): explicit
+    MULT18X18D instances with their own input/output registers, because ``synth_ecp5`` packs
+    no flip-flops into DSPs and a bypassed DSP plus fabric routing measured 64-135 MHz.
     ``synth_ecp5`` then ``nextpnr-ecp5 --85k --package CABGA381 --freq F`` (default 150 MHz,
     the project's target). Writes ``fmax_mhz`` (nextpnr's "Max frequency for clock" of the
     ``clk`` domain, after routing), the critical path, and utilisation: LUT4s / TRELLIS_COMB
@@ -29,7 +32,8 @@ Targets
     ``synth_xilinx -family xcup -flatten -noiopad`` on the bare design (no harness needed: no
     placement, so ports cost nothing and keep all logic live). Writes LUT (LUT1..LUT6), FF
     (FDRE/FDSE/FDCE/FDPE), DSP48E2, RAMB36E2, RAMB18E2 and every other cell count from ``stat``.
-    No timing. ``--harness`` forces the ECP5 harness here too.
+    No timing. ``--harness`` forces the ECP5 harness here too. Multipliers ``dsp="infer"``:
+    Yosys packs the surrounding registers into DSP48E2 itself.
 
 Output
 ------
@@ -180,7 +184,7 @@ def xcup_figures(work: Path, top: str) -> dict:
 
 def _table(result: dict) -> str:
     rows = [("design", result["design"]), ("config", result["config"]["name"]),
-            ("target", result["target"])]
+            ("target", f"{result['target']} (dsp={result['dsp']})")]
     fig = result["figures"]
     if result["target"] == "ecp5":
         y = fig["yosys"]
@@ -230,6 +234,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", required=True, type=Path, help="figures are written here")
     parser.add_argument("--design", default=designs.DEFAULT_DESIGN, choices=designs.available(),
                         help=f"default: {designs.DEFAULT_DESIGN}")
+    parser.add_argument("--dsp", choices=designs.DSP_KINDS,
+                        help="multiplier kind (default: ecp5 for --target ecp5, infer for xcup)")
     parser.add_argument("--freq", type=float, default=150.0, help="ECP5 target clock, MHz")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     parser.add_argument("--harness", action="store_true",
@@ -239,12 +245,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     config = preset(args.config)
+    dsp = args.dsp or ("ecp5" if args.target == "ecp5" else "infer")
+    if args.target == "xcup" and dsp != "infer":
+        parser.error("--target xcup takes --dsp infer (MULT18X18D is an ECP5 primitive)")
     work = (args.work or REPO / "build" / "synth" / f"{args.design}-{args.config}-{args.target}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     use_harness = args.harness or args.target == "ecp5"
 
     result = {
-        "design": args.design, "config": config.as_dict(), "target": args.target,
+        "design": args.design, "config": config.as_dict(), "target": args.target, "dsp": dsp,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(), "hdl_sources": _sources(), "work": str(work), "seconds": {},
     }
@@ -256,7 +265,7 @@ def main(argv=None) -> int:
         result["device"] = {"family": "xcup", "flow": "synth_xilinx -family xcup -flatten -noiopad"}
 
     start = time.monotonic()
-    design = designs.build(args.design, config)
+    design = designs.build(args.design, config, dsp=dsp)
     if use_harness:
         harness = designs.SynthHarness(design)
         top = "harness"

@@ -58,12 +58,30 @@ def test_registry_has_a_default_and_rejects_unknown_names():
         designs.build("no_such_design", preset("tiny"))
     with pytest.raises(TypeError, match="not 'tiny'"):
         designs.build(names[0], "tiny")
+    with pytest.raises(ValueError, match="not 'xilinx'"):
+        designs.build(names[0], preset("tiny"), dsp="xilinx")
+    if importlib.util.find_spec("dwfuse.hdl.multiplier"):
+        from dwfuse.hdl.multiplier import DSP_KINDS
+        assert designs.DSP_KINDS == DSP_KINDS
 
 
 @pytest.mark.parametrize("name", designs.available())
 def test_design_lints_clean(name, generated, verilator_exe):
     out, manifest = generated(name)
     generate_verilog.lint(out / manifest["verilog"], manifest["top"])
+
+
+@pytest.mark.skipif(not designs.available(), reason="no design has landed in hdl/ yet")
+@pytest.mark.skipif(not generate_verilog.vendor_models("ecp5"), reason="no verif/models yet")
+@pytest.mark.skipif(not designs.available(), reason="no design has landed in hdl/ yet")
+def test_default_design_with_ecp5_dsps_lints_clean(tmp_path, verilator_exe):
+    """What synth.py builds for ECP5: explicit MULT18X18D instances, linted with their models."""
+    manifest = generate_verilog.generate(designs.DEFAULT_DESIGN, "tiny", tmp_path, dsp="ecp5")
+    assert manifest["dsp"] == "ecp5"
+    text = (tmp_path / manifest["verilog"]).read_text()
+    generate_verilog.lint(tmp_path / manifest["verilog"], manifest["top"],
+                          generate_verilog.vendor_models("ecp5"))
+    assert "MULT18X18D" in text or designs.DEFAULT_DESIGN == "linebuffer"
 
 
 @pytest.mark.skipif(not designs.available(), reason="no design has landed in hdl/ yet")
@@ -77,6 +95,7 @@ def test_manifest_describes_its_verilog(tmp_path):
     assert vfile.name == f"{name}.v"
     assert manifest["design"] == name and manifest["top"] == name
     assert manifest["config"] == preset("tiny").as_dict()
+    assert manifest["dsp"] == "infer"
     assert manifest["amaranth_version"] == amaranth.__version__
     assert hashlib.sha256(vfile.read_bytes()).hexdigest() == manifest["sha256"]
     assert datetime.fromisoformat(manifest["generated"]).tzinfo is not None
