@@ -45,6 +45,9 @@ class Config:
         Depth of the per-channel bias/multiplier/shift tables.
     bus_bytes : int
         AXI data width in bytes.
+    residual_lanes : int or None
+        TFLite ADDs per cycle of the PE array's residual add (each costs about three
+        requantizers' multipliers); None means ``requant_lanes``, which must be a multiple.
     """
 
     name: str
@@ -58,6 +61,7 @@ class Config:
     weight_words: int
     max_out_channels: int
     bus_bytes: int
+    residual_lanes: int | None = None
 
     def __post_init__(self):
         for field in ("lanes", "pe_cols", "requant_lanes", "max_width", "max_channels", "line_rows",
@@ -69,6 +73,12 @@ class Config:
             raise ValueError(f"max_channels {self.max_channels} is not a multiple of lanes {self.lanes}")
         if self.pe_cols % self.requant_lanes:
             raise ValueError(f"pe_cols {self.pe_cols} is not a multiple of requant_lanes {self.requant_lanes}")
+        if self.residual_lanes is not None:
+            if not isinstance(self.residual_lanes, int) or self.residual_lanes <= 0:
+                raise TypeError(f"Config.residual_lanes must be a positive integer or None, not {self.residual_lanes!r}")
+            if self.requant_lanes % self.residual_lanes:
+                raise ValueError(f"requant_lanes {self.requant_lanes} is not a multiple of "
+                                 f"residual_lanes {self.residual_lanes}")
         if self.line_rows < 3:
             raise ValueError(f"line_rows must be at least 3 for 3x3 windows, not {self.line_rows}")
 
@@ -91,15 +101,20 @@ class Config:
 
 PRESETS = {
     # Lattice LFE5U-85F: 156 MULT18X18D, 208 x 18 Kbit BRAM, 84k LUT4. 128 PE MACs in DSPs; line
-    # buffer sized for MobileNetV2-1.0-224 (widest expanded row: 112 px x 96 ch, 4 slots).
+    # buffer sized for MobileNetV2-1.0-224 (widest expanded row: 112 px x 96 ch, 4 slots). One
+    # residual-ADD lane (12 DSPs instead of 48): MobileNetV2-1.0's residual projections have
+    # K >= 144, so their k_words >= 18 cycles per tile already cover the ADD's 16 (narrower
+    # models' residual layers wait for the ADD).
     "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
-                   line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8),
+                   line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
+                   residual_lanes=1),
     # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
     "b4096": Config(name="b4096", lanes=32, pe_cols=64, requant_lanes=16, max_width=224, max_channels=1280,
                     line_rows=4, max_k=1280, weight_words=1024, max_out_channels=2048, bus_bytes=16),
     # Small configuration for fast component simulations.
     "tiny": Config(name="tiny", lanes=4, pe_cols=4, requant_lanes=2, max_width=32, max_channels=64,
-                   line_rows=4, max_k=256, weight_words=256, max_out_channels=128, bus_bytes=8),
+                   line_rows=4, max_k=256, weight_words=256, max_out_channels=128, bus_bytes=8,
+                   residual_lanes=1),
 }
 
 
