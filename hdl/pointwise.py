@@ -1,0 +1,555 @@
+"""The PE array: dense int8 matrix-vector products for 1x1 convs, FULLY_CONNECTED and im2col convs.
+
+A 1x1 conv (or an FC, or a 3x3 conv whose window arrives as one long vector) is, per pixel, a
+product of the pixel's K-channel input vector with an O x K weight matrix. The array multiplies
+one input *word* (R = ``lanes`` channels) by an R x C weight block (C = ``pe_cols`` output
+channels) every cycle, so it sustains R*C MACs per cycle while it is fed one weight word per cycle.
+
+Dataflow (weight-stationary at the buffer level):
+
+- the weights of a layer (or of one output-channel tile of it, when the compiler tiles) are loaded
+  once into an on-chip weight buffer and stay there while every pixel streams past;
+- each pixel's ``k_words`` input words are captured in a double-buffered pixel buffer (the next
+  pixel loads while the current one computes), already offset by the input zero point;
+- for output tile t = 0..out_tiles-1 and k = 0..k_words-1 the array reads weight word
+  ``t*k_words + k`` and pixel word k, and accumulates C int32 sums; after k_words cycles the C
+  sums go to requantization, ``requant_lanes`` channels per cycle;
+- optionally (MobileNetV2 inverted residuals) each requantized channel is added to the block's
+  input with TFLite ADD arithmetic (`ResidualAdd`), ``residual_lanes`` channels per cycle.
+
+Pipeline of one k-step: weight and pixel block-RAM reads (addresses straight from counter
+registers) → the PE's operand registers → product register (`RegisteredMultiplier`: with
+``dsp="ecp5"`` both are the DSP's own) → ceil(log2 R) adder-tree levels, each registered →
+accumulator, whose k = 0 step loads the channel's bias instead of the old sum (so the
+requantizer needs no bias adder) → result FIFO → one drain register, which also picks the
+multiplier/shift slice read from the table RAM → `Requantizer` → (`ResidualAdd`) → a gather
+register assembling the C-channel output word. Only the drain and later stages see
+backpressure; the MAC pipeline never stalls, because a tile's last k-step issues only against
+a credit for a free result-FIFO entry.
+
+Every size comes from `Config`; the weight-word layout is defined once by `pack_weights` (shared
+with the compiler and the tests).
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import Config
+from .multiplier import DSP_KINDS, RegisteredMultiplier
+from .requant import Requantizer
+from .residual_add import PARAMS_LAYOUT, ResidualAdd
+
+__all__ = ["PointwiseArray", "pointwise_layouts", "pack_weights", "pack_tables", "geometry"]
+
+
+def geometry(config):
+    """Derived sizes: ``max_k_words``, ``max_tiles``, ``slices`` (requant cycles per tile)."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, not {config!r}")
+    return SimpleNamespace(
+        max_k_words=-(-config.max_k // config.lanes),
+        max_tiles=-(-config.max_out_channels // config.pe_cols),
+        slices=config.pe_cols // config.requant_lanes,
+    )
+
+
+def pointwise_layouts(config):
+    """Payload layouts of the `PointwiseArray` ports for ``config`` (for testbenches and drivers).
+
+    Returns a namespace with ``cfg``, ``i``, ``o``, ``wload``, ``tload``, ``res`` and ``tag``
+    (the requantizer tag).
+    """
+    g = geometry(config)
+    R, C = config.lanes, config.pe_cols
+    s8 = signed(8)
+    cfg = data.StructLayout({
+        "k_words": unsigned(ceil_log2(g.max_k_words + 1)),
+        "out_tiles": unsigned(ceil_log2(g.max_tiles + 1)),
+        "in_zp": s8,
+        "out_zp": s8,
+        "act_min": s8,
+        "act_max": s8,
+        "residual": 1,
+        "add": data.StructLayout({name: field.shape for name, field in PARAMS_LAYOUT if name != "a_zp"}),
+    })
+    return SimpleNamespace(
+        cfg=cfg,
+        i=data.StructLayout({"data": data.ArrayLayout(s8, R), "last": 1}),
+        o=data.StructLayout({"data": data.ArrayLayout(s8, C), "last": 1}),
+        wload=data.StructLayout({
+            "addr": unsigned(max(1, ceil_log2(config.weight_words))),
+            "data": unsigned(R * C * 8),
+        }),
+        tload=data.StructLayout({
+            "addr": unsigned(max(1, ceil_log2(g.max_tiles))),
+            "bias": data.ArrayLayout(signed(32), C),
+            "multiplier": data.ArrayLayout(signed(32), C),
+            "shift": data.ArrayLayout(signed(6), C),
+        }),
+        res=data.StructLayout({"data": data.ArrayLayout(s8, C)}),
+        tag=data.StructLayout({"last": 1}),
+    )
+
+
+def pack_weights(w_oi, config):
+    """Pack an (O, K) int8 weight matrix into weight-buffer words; returns a list of ints.
+
+    Word ``t*k_words + k`` (k_words = ceil(K/R), t = 0..ceil(O/C)-1) holds the R x C block
+    ``W[t*C + c][k*R + r]``; element (c, r) sits at bits ``[(c*R + r)*8, +8)`` as two's
+    complement, i.e. each output channel's R weights are one contiguous R-byte field, channel
+    c = 0 in the least significant bytes. K is padded up to a multiple of R and O to a multiple
+    of C with zeros (padded input channels then contribute nothing, padded output channels
+    produce don't-care values).
+    """
+    w = np.asarray(w_oi)
+    if w.ndim != 2 or w.dtype != np.int8:
+        raise ValueError(f"weights must be a 2-D int8 (O, K) array, not {w.dtype} {w.shape}")
+    R, C = config.lanes, config.pe_cols
+    o, k = w.shape
+    kw, tiles = -(-k // R), -(-o // C)
+    padded = np.zeros((tiles * C, kw * R), np.int8)
+    padded[:o, :k] = w
+    # (tiles, C, kw, R) -> (tiles, kw, C, R): one R*C block per (t, k), channel-major inside.
+    blocks = padded.reshape(tiles, C, kw, R).transpose(0, 2, 1, 3).reshape(tiles * kw, C * R)
+    raw = blocks.view(np.uint8)
+    return [int.from_bytes(row.tobytes(), "little") for row in raw]
+
+
+def pack_tables(bias, multiplier, shift, config):
+    """Per-tile table rows for the ``tload`` port: a list of dicts (addr, bias, multiplier, shift).
+
+    Channels past O in the last tile get bias 0, multiplier 0, shift 0.
+    """
+    C = config.pe_cols
+    bias, multiplier, shift = (np.asarray(v, np.int64).reshape(-1) for v in (bias, multiplier, shift))
+    o = len(multiplier)
+    if len(bias) != o or len(shift) != o:
+        raise ValueError(f"bias/multiplier/shift lengths differ: {len(bias)}, {o}, {len(shift)}")
+    tiles = -(-o // C)
+    rows = []
+    for t in range(tiles):
+        sl = slice(t * C, min(o, (t + 1) * C))
+        pad = C - (sl.stop - sl.start)
+        rows.append({
+            "addr": t,
+            "bias": [int(v) for v in bias[sl]] + [0] * pad,
+            "multiplier": [int(v) for v in multiplier[sl]] + [0] * pad,
+            "shift": [int(v) for v in shift[sl]] + [0] * pad,
+        })
+    return rows
+
+
+class PointwiseArray(wiring.Component):
+    """R x C int8 PE array with weight buffer, double-buffered pixel buffer and requantization.
+
+    Parameters
+    ----------
+    config : Config
+        R = ``config.lanes``, C = ``config.pe_cols``; ``requant_lanes`` requantizers; weight
+        buffer of ``weight_words`` words; per-channel tables for ``max_out_channels`` channels;
+        input vectors up to ``max_k`` channels.
+    dsp : str
+        How multipliers are built (see `RegisteredMultiplier`): ``"infer"`` (portable, plain
+        simulation) or ``"ecp5"`` (MULT18X18D instances with their own registers, for timing).
+
+    Attributes
+    ----------
+    cfg : In(pointwise_layouts(config).cfg)
+        Run parameters, sampled in the cycle ``start`` is taken (they need not stay stable).
+        ``k_words`` = ceil(K/R) >= 1 and ``out_tiles`` = ceil(O/C) >= 1 with
+        ``out_tiles * k_words <= weight_words``; zero points and the activation clamp are
+        TFLite's (per-tensor); per-channel parameters come from the tables. With ``residual``
+        set, every requantized output ``a`` (zero point ``out_zp``) is added to the matching
+        ``res`` value with TFLite ADD arithmetic; ``add`` holds that ADD's parameters (see
+        `ResidualAdd`; its ``a_zp`` is ``out_zp``) and the output clamp becomes ``add``'s.
+    start : In(1)
+        Begins a run when ``busy`` is low.
+    busy : Out(1)
+        High from ``start`` until the output word flagged ``last`` has been transferred.
+        While busy, the load ports are not ready; while idle, ``i`` is not ready.
+    wload : In(stream.Signature(layouts.wload))
+        Writes one weight word (see `pack_weights`) at ``addr``; ready when idle.
+    tload : In(stream.Signature(layouts.tload))
+        Writes the per-channel bias (int32), multiplier (int32) and shift (signed, TFLite's
+        convention: > 0 is a left shift) of tile ``addr``; ready when idle, one row per
+        C/requant_lanes cycles (the multiplier/shift RAM is requant_lanes channels wide).
+    i : In(stream.Signature(layouts.i))
+        Input words, ``k_words`` per pixel, pixel after pixel; ``last`` on the final word of the
+        final pixel (sampled only on a pixel's final word) ends the run.
+    res : In(stream.Signature(layouts.res))
+        Residual words for a ``residual`` run, aligned with ``o``: one per (pixel, tile), channel
+        t*C + c in ``data[c]`` (don't-care past O). Not ready in runs without ``residual``.
+    o : Out(stream.Signature(layouts.o))
+        One word per (pixel, tile), tiles in order: channel t*C + c in ``data[c]``; channels past
+        O in the last tile are don't-care. ``last`` marks the final tile of the final pixel.
+
+    Timing: after a fixed fill, one k-step per cycle, so a run of P pixels takes about
+    ``P * out_tiles * max(k_words, C/requant_lanes)`` cycles: requantization drains
+    ``requant_lanes`` channels per cycle, and when ``k_words < C/requant_lanes`` the array waits
+    for it (credit-based: a tile's last k-step issues only when its result has a place in the
+    result FIFO). A ``residual`` run drains ``residual_lanes`` channels per cycle instead:
+    ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
+    ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
+    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 25 cycles
+    to the first output without the ADD, about `ResidualAdd`'s latency more with it (tiny preset;
+    see tests/test_pointwise.py::test_cycles_without_stalls).
+
+    Resources: R*C multipliers int9 x int8 (one DSP each), C adder trees registered at every
+    level, C int32 accumulators, the result FIFO (`fifo_depth` entries of C int32), and
+    ``requant_lanes`` requantizers (4 DSPs each) plus, for the ADD, ``residual_lanes`` x (two
+    rescales and one requantizer: 12 DSPs as Yosys maps them today). Block RAM: weights
+    (``weight_words`` x R*C*8 bits), pixels (2 x 2^ceil(log2(max_k/R)) x R*9 bits: inputs
+    stored minus the zero point), bias and multiplier/shift tables (max_out_channels/C rows).
+    """
+
+    def __init__(self, config, *, dsp="infer"):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, not {config!r}")
+        if dsp not in DSP_KINDS:
+            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        self._config = config
+        self._dsp = dsp
+        self._geometry = geometry(config)
+        self._layouts = pointwise_layouts(config)
+        lay = self._layouts
+        # Pipeline depth: issue -> BRAM read -> fabric regs -> operand regs -> products -> tree.
+        self._tree_levels = ceil_log2(config.lanes)
+        self._sum_stage = 4 + self._tree_levels
+        g = self._geometry
+        # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
+        round_trip = self._sum_stage + 4 + g.slices
+        self._fifo_depth = max(2, -(-round_trip // g.slices) + 1)
+        super().__init__({
+            "cfg": In(lay.cfg),
+            "start": In(1),
+            "busy": Out(1),
+            "wload": In(stream.Signature(lay.wload)),
+            "tload": In(stream.Signature(lay.tload)),
+            "i": In(stream.Signature(lay.i)),
+            "res": In(stream.Signature(lay.res)),
+            "o": Out(stream.Signature(lay.o)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def dsp(self):
+        return self._dsp
+
+    @property
+    def layouts(self):
+        return self._layouts
+
+    @property
+    def fifo_depth(self):
+        """Entries of the accumulator result FIFO (= credits of the issue stage)."""
+        return self._fifo_depth
+
+    def elaborate(self, platform):
+        m = Module()
+        cfgc, g, lay = self._config, self._geometry, self._layouts
+        R, C, RL, S = cfgc.lanes, cfgc.pe_cols, cfgc.requant_lanes, g.slices
+        kw_bits = ceil_log2(g.max_k_words)
+
+        # ---- run control --------------------------------------------------------------------
+        run = Signal(lay.cfg)            # cfg latched at start
+        kw_last = Signal(range(max(2, g.max_k_words)))
+        tiles_last = Signal(range(max(2, g.max_tiles)))
+        busy = Signal()
+        go = self.start & ~busy
+        m.d.comb += self.busy.eq(busy)
+        with m.If(go):
+            m.d.sync += [
+                busy.eq(1),
+                run.eq(self.cfg),
+                kw_last.eq(self.cfg.k_words - 1),
+                tiles_last.eq(self.cfg.out_tiles - 1),
+            ]
+
+        # ---- memories -----------------------------------------------------------------------
+        wmem = m.submodules.weights = Memory(
+            shape=data.ArrayLayout(data.ArrayLayout(signed(8), R), C), depth=cfgc.weight_words, init=[])
+        pmem = m.submodules.pixels = Memory(
+            shape=data.ArrayLayout(signed(9), R), depth=2 << kw_bits, init=[])
+        bmem = m.submodules.bias = Memory(
+            shape=data.ArrayLayout(signed(32), C), depth=g.max_tiles, init=[])
+        # Multiplier/shift rows of requant_lanes channels, row (t << j_bits) | j: the drain reads
+        # exactly the slice it sends, so the RAM output needs no mux before a register.
+        j_bits = ceil_log2(S)
+        smem = m.submodules.scale = Memory(
+            shape=data.StructLayout({"multiplier": data.ArrayLayout(signed(32), RL),
+                                     "shift": data.ArrayLayout(signed(6), RL)}),
+            depth=g.max_tiles << j_bits, init=[])
+
+        w_wr = wmem.write_port()
+        m.d.comb += [
+            self.wload.ready.eq(~busy),
+            w_wr.addr.eq(self.wload.payload.addr),
+            w_wr.data.eq(self.wload.payload.data),
+            w_wr.en.eq(self.wload.valid & ~busy),
+        ]
+        # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
+        b_wr, s_wr = bmem.write_port(), smem.write_port()
+        tl = self.tload.payload
+        tj = Signal(range(max(2, S)))
+        t_wr = Signal()
+        m.d.comb += [
+            t_wr.eq(self.tload.valid & ~busy),
+            self.tload.ready.eq(t_wr & (tj == S - 1)),
+            b_wr.addr.eq(tl.addr), b_wr.data.eq(tl.bias), b_wr.en.eq(t_wr),
+            s_wr.addr.eq(Cat(tj[:j_bits], tl.addr)),
+            s_wr.data.multiplier.eq(Cat(tl.multiplier).word_select(tj, RL * 32)),
+            s_wr.data.shift.eq(Cat(tl.shift).word_select(tj, RL * 6)),
+            s_wr.en.eq(t_wr),
+        ]
+        with m.If(t_wr):
+            m.d.sync += tj.eq(Mux(tj == S - 1, 0, tj + 1))
+
+        # ---- pixel buffer fill (input side) -------------------------------------------------
+        full = Signal(2)                 # half h holds a complete pixel
+        last_px = Signal(2)              # ... and that pixel is the run's last
+        wr_half = Signal()
+        wk = Signal(range(max(2, g.max_k_words)))
+        in_done = Signal()
+        p_wr = pmem.write_port()
+        take_in = Signal()
+        m.d.comb += [
+            self.i.ready.eq(busy & ~in_done & ~full.bit_select(wr_half, 1)),
+            take_in.eq(self.i.valid & self.i.ready),
+            p_wr.addr.eq(Cat(wk[:kw_bits], wr_half)),
+            p_wr.en.eq(take_in),
+        ]
+        for r in range(R):
+            m.d.comb += p_wr.data[r].eq(self.i.payload.data[r] - run.in_zp)
+        with m.If(take_in):
+            with m.If(wk == kw_last):
+                m.d.sync += [
+                    wk.eq(0),
+                    full.bit_select(wr_half, 1).eq(1),
+                    last_px.bit_select(wr_half, 1).eq(self.i.payload.last),
+                    wr_half.eq(~wr_half),
+                ]
+                with m.If(self.i.payload.last):
+                    m.d.sync += in_done.eq(1)
+            with m.Else():
+                m.d.sync += wk.eq(wk + 1)
+
+        # ---- issue: one k-step per cycle ----------------------------------------------------
+        tag_layout = data.StructLayout({
+            "valid": 1, "first": 1, "lastk": 1, "last": 1, "t": range(max(2, g.max_tiles))})
+        k = Signal(range(max(2, g.max_k_words)))
+        t = Signal(range(max(2, g.max_tiles)))
+        waddr = Signal(range(cfgc.weight_words))
+        rd_half = Signal()
+        credits = Signal(range(self._fifo_depth + 1))
+        is_lastk = k == kw_last
+        is_last_tile = t == tiles_last
+        issue = Signal()
+        m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | (credits != 0)))
+
+        w_rd = wmem.read_port()
+        p_rd = pmem.read_port()
+        m.d.comb += [w_rd.addr.eq(waddr), p_rd.addr.eq(Cat(k[:kw_bits], rd_half))]
+
+        tags = [None, Signal(tag_layout, name="tag1")]
+        m.d.sync += [
+            tags[1].valid.eq(issue),
+            tags[1].first.eq(k == 0),
+            tags[1].lastk.eq(is_lastk),
+            tags[1].last.eq(last_px.bit_select(rd_half, 1) & is_last_tile),
+            tags[1].t.eq(t),
+        ]
+        with m.If(issue):
+            with m.If(is_lastk):
+                m.d.sync += k.eq(0)
+                with m.If(is_last_tile):
+                    m.d.sync += [
+                        t.eq(0), waddr.eq(0), rd_half.eq(~rd_half),
+                        full.bit_select(rd_half, 1).eq(0),
+                    ]
+                with m.Else():
+                    m.d.sync += [t.eq(t + 1), waddr.eq(waddr + 1)]
+            with m.Else():
+                m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1)]
+
+        # ---- MAC pipeline: operand registers, products, registered adder tree ---------------
+        for n in range(2, self._sum_stage + 1):
+            tags.append(Signal(tag_layout, name=f"tag{n}"))
+            m.d.sync += tags[n].eq(tags[n - 1])
+        # The RAM outputs go to plain fabric registers first (an ECP5 block RAM without its
+        # output register has a ~6 ns clock-to-out: no room for anything else at 150 MHz), then
+        # each PE: operand registers and product register around one multiplier (a DSP with its
+        # own registers when dsp="ecp5").
+        x1 = Signal(data.ArrayLayout(signed(9), R), reset_less=True)
+        w1 = Signal(data.ArrayLayout(data.ArrayLayout(signed(8), R), C), reset_less=True)
+        m.d.sync += [x1.eq(p_rd.data), w1.eq(w_rd.data)]
+        sums = []
+        for c in range(C):
+            level = []
+            for r in range(R):
+                pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(signed(9), signed(8), dsp=self._dsp)
+                m.d.comb += [pe.a.eq(x1[r]), pe.b.eq(w1[c][r])]
+                level.append(pe.p)
+            depth = 0
+            while len(level) > 1:
+                depth += 1
+                nxt = []
+                for a in range(0, len(level) - 1, 2):
+                    s = Signal(signed(17 + depth), name=f"s_c{c}_l{depth}_{a // 2}")
+                    m.d.sync += s.eq(level[a] + level[a + 1])
+                    nxt.append(s)
+                if len(level) % 2:
+                    s = Signal(signed(17 + depth), name=f"s_c{c}_l{depth}_{len(level) // 2}")
+                    m.d.sync += s.eq(level[-1])
+                    nxt.append(s)
+                level = nxt
+            sums.append(level[0])
+
+        # ---- accumulate (bias preloaded at k = 0) -------------------------------------------
+        b_rd = bmem.read_port()
+        tag_s = tags[self._sum_stage]
+        bias = Signal(data.ArrayLayout(signed(32), C), reset_less=True)  # RAM output, registered
+        m.d.comb += b_rd.addr.eq(tags[self._sum_stage - 2].t)
+        m.d.sync += bias.eq(b_rd.data)
+        acc = Signal(data.ArrayLayout(signed(32), C))
+        done = Signal()
+        done_last = Signal()
+        with m.If(tag_s.valid):
+            for c in range(C):
+                m.d.sync += acc[c].eq(Mux(tag_s.first, bias[c], acc[c]) + sums[c])
+        m.d.sync += [done.eq(tag_s.valid & tag_s.lastk), done_last.eq(tag_s.last)]
+
+        # ---- result FIFO and credits --------------------------------------------------------
+        entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1})
+        fifo = m.submodules.results = SyncFIFOBuffered(width=entry.size, depth=self._fifo_depth)
+        m.d.comb += [
+            fifo.w_en.eq(done),
+            fifo.w_data.eq(Cat(acc, done_last)),
+        ]
+        head = data.View(entry, fifo.r_data)
+        pop = fifo.r_en & fifo.r_rdy
+        with m.If(go):
+            m.d.sync += credits.eq(self._fifo_depth)
+        with m.Else():
+            m.d.sync += credits.eq(credits - (issue & is_lastk) + pop)
+
+        # ---- drain: RL channels per cycle into the requantizers -----------------------------
+        rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
+        j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
+        dt = Signal(range(max(2, g.max_tiles)))
+        d1_valid = Signal()
+        d1_acc = Signal(data.ArrayLayout(signed(32), RL))
+        d1_last = Signal()
+        s_rd = smem.read_port()
+        adv = Signal()
+        m.d.comb += [
+            adv.eq(fifo.r_rdy & (~d1_valid | rq.i.ready)),
+            s_rd.addr.eq(Cat(j[:j_bits], dt)),
+            s_rd.en.eq(adv),
+            fifo.r_en.eq(adv & (j == S - 1)),
+        ]
+        with m.If(adv):
+            m.d.sync += [
+                d1_valid.eq(1),
+                d1_acc.eq(Cat(head.acc).word_select(j, RL * 32)),
+                d1_last.eq(head.last & (j == S - 1)),
+            ]
+            with m.If(j == S - 1):
+                m.d.sync += [j.eq(0), dt.eq(Mux(dt == tiles_last, 0, dt + 1))]
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+        with m.Elif(rq.i.ready):
+            m.d.sync += d1_valid.eq(0)
+
+        rqi = rq.i.payload
+        m.d.comb += [
+            rq.i.valid.eq(d1_valid),
+            rqi.acc.eq(d1_acc),
+            rqi.multiplier.eq(s_rd.data.multiplier),   # straight into the requantizer's
+            rqi.shift.eq(s_rd.data.shift),             # input register
+            rqi.out_zp.eq(run.out_zp),
+            rqi.act_min.eq(run.act_min),
+            rqi.act_max.eq(run.act_max),
+            rqi.tag.last.eq(d1_last),
+        ]
+
+        # ---- optional residual ADD: AL lanes per cycle behind the requantizers ---------------
+        # Each requantized beat (RL lanes) is split into U = RL/AL sub-beats; the residual word
+        # (C lanes) is consumed AL lanes at a time in the same channel order.
+        AL = cfgc.residual_lanes or RL
+        U, NA = RL // AL, C // AL
+        radd = m.submodules.residual_add = ResidualAdd(AL, lay.tag, dsp=self._dsp)
+        rw = Signal(data.ArrayLayout(signed(8), C))   # the current residual word
+        rw_valid = Signal()
+        u = Signal(range(max(2, U)))  # counters are never 0 bits wide (Verilator)
+        rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
+        use_res = run.residual
+        join = Signal()
+        m.d.comb += [
+            radd.params.a_zp.eq(run.out_zp),
+            radd.i.valid.eq(use_res & rq.o.valid & rw_valid),
+            radd.i.payload.a.eq(rq.o.payload.data.as_value().word_select(u, AL * 8)),
+            radd.i.payload.b.eq(rw.as_value().word_select(rj, AL * 8)),
+            radd.i.payload.tag.last.eq(rq.o.payload.tag.last & (u == U - 1)),
+            join.eq(radd.i.valid & radd.i.ready),
+            self.res.ready.eq(busy & use_res & (~rw_valid | (join & (rj == NA - 1)))),
+        ]
+        for name, _ in lay.cfg["add"].shape:
+            m.d.comb += radd.params[name].eq(run.add[name])
+        with m.If(join):
+            m.d.sync += [
+                u.eq(Mux(u == U - 1, 0, u + 1)),
+                rj.eq(Mux(rj == NA - 1, 0, rj + 1)),
+                rw_valid.eq(rj != NA - 1),
+            ]
+        with m.If(self.res.valid & self.res.ready):
+            m.d.sync += [rw.eq(self.res.payload.data), rw_valid.eq(1)]
+
+        # ---- gather slices (requantized, or after the ADD) into one output word --------------
+        gj = Signal(range(max(2, S)))   # position in RL-lane slices (requantizer path)
+        ga = Signal(range(max(2, NA)))  # position in AL-lane slices (ADD path)
+        gword = Signal(data.ArrayLayout(signed(8), C))
+        o_valid = Signal()
+        o_last = Signal()
+        src_ready = Signal()
+        take_rq = Signal()
+        take_add = Signal()
+        m.d.comb += [
+            src_ready.eq(~o_valid | self.o.ready),
+            rq.o.ready.eq(Mux(use_res, join & (u == U - 1), src_ready)),
+            radd.o.ready.eq(use_res & src_ready),
+            take_rq.eq(~use_res & rq.o.valid & src_ready),
+            take_add.eq(use_res & radd.o.valid & src_ready),
+            self.o.valid.eq(o_valid),
+            self.o.payload.data.eq(gword),
+            self.o.payload.last.eq(o_last),
+        ]
+        with m.If(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        for take, pos, lanes, src in ((take_rq, gj, RL, rq.o), (take_add, ga, AL, radd.o)):
+            with m.If(take):
+                m.d.sync += gword.as_value().word_select(pos, lanes * 8).eq(src.payload.data)
+                with m.If(pos == C // lanes - 1):
+                    m.d.sync += [pos.eq(0), o_valid.eq(1), o_last.eq(src.payload.tag.last)]
+                with m.Else():
+                    m.d.sync += pos.eq(pos + 1)
+        with m.If(o_valid & self.o.ready & o_last):
+            m.d.sync += busy.eq(0)
+
+        # ---- restart state at start ---------------------------------------------------------
+        with m.If(go):
+            m.d.sync += [
+                full.eq(0), last_px.eq(0), wr_half.eq(0), wk.eq(0), in_done.eq(0),
+                k.eq(0), t.eq(0), waddr.eq(0), rd_half.eq(0),
+                j.eq(0), dt.eq(0), gj.eq(0), ga.eq(0), u.eq(0), rj.eq(0), rw_valid.eq(0),
+            ]
+        return m
