@@ -197,9 +197,10 @@ class PointwiseArray(wiring.Component):
     result FIFO). A ``residual`` run drains ``residual_lanes`` channels per cycle instead:
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
-    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 25 cycles
-    to the first output without the ADD, about `ResidualAdd`'s latency more with it (tiny preset;
-    see tests/test_pointwise.py::test_cycles_without_stalls).
+    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 28 cycles
+    to the first output on the tiny preset (one more per extra adder-tree level), about
+    `ResidualAdd`'s latency more with the ADD (see
+    tests/test_pointwise.py::test_cycles_without_stalls).
 
     Resources: R*C multipliers int9 x int8 (one DSP each), C adder trees registered at every
     level, C int32 accumulators, the result FIFO (`fifo_depth` entries of C int32), and
