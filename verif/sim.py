@@ -58,6 +58,8 @@ __all__ = [
     "SimResult",
     "TraceFormat",
     "default_build_root",
+    "design_sources",
+    "PRIMITIVE_MODELS",
     "run_cocotb",
     "to_verilog",
     "trace_format",
@@ -152,6 +154,31 @@ def to_verilog(elaboratable: Any, name: str, *, ports: Any = None, emit_src: boo
     from amaranth.back import verilog
 
     return verilog.convert(elaboratable, name=name, ports=ports, emit_src=emit_src)
+
+
+#: Simulation models (verif/models) of the vendor primitives components may instantiate, e.g.
+#: ``RegisteredMultiplier(dsp="ecp5")``'s MULT18X18D.
+PRIMITIVE_MODELS: dict[str, Path] = {
+    "MULT18X18D": Path(__file__).resolve().parent / "models" / "MULT18X18D.v",
+}
+
+
+def design_sources(elaboratable: Any, name: str) -> str | tuple[Path, ...]:
+    """The ``design`` argument of :func:`run_cocotb` for an Amaranth component.
+
+    Its Verilog text; or, when that text instantiates a primitive of :data:`PRIMITIVE_MODELS`,
+    the text written to a file named by its hash under ``<build root>/sources`` (files key the
+    build cache by content, and parallel workers never write one path with different text)
+    followed by the models it needs.
+    """
+    text = to_verilog(elaboratable, name=name)
+    models = [path for prim, path in PRIMITIVE_MODELS.items() if re.search(rf"\b{prim}\b", text)]
+    if not models:
+        return text
+    path = default_build_root() / "sources" / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.v"
+    if not path.is_file():
+        _atomic_write(path, text)
+    return (path, *models)
 
 
 # --------------------------------------------------------------------------------------------
