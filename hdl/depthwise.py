@@ -1,0 +1,363 @@
+"""The depthwise engine: a dedicated 3x3 depthwise-conv processing element (depth multiplier 1).
+
+Why a separate engine: a depthwise conv has one input channel per output channel, so on the dense
+PE array it would light one PE per column and leave the rest dark, and its few MACs per byte make
+a layer-by-layer accelerator memory bound. Here ``lanes`` channels x 9 taps multiply in parallel,
+fed by the `LineBuffer` (every input pixel crosses the bus once), and the output words can go
+straight on to the PE array (fusion) instead of to DRAM.
+
+Dataflow: one *window* in, one *word* out. A window is the 3x3 neighbourhood of one output pixel
+for one *chunk* (``lanes`` consecutive channels), its 9 taps in TFLite filter order (``dy*3+dx``),
+padded taps already holding the input zero point. Per lane ``l`` the engine computes exactly
+``verif/golden/ops.py`` :func:`depthwise_conv2d` for ``depth_multiplier=1``::
+
+    acc[l] = wrap_int32(bias[l] + sum_t (tap[t][l] - in_zp) * w[t][l])
+    out[l] = clip(MultiplyByQuantizedMultiplier(acc[l], multiplier[l], shift[l]) + out_zp,
+                  act_min, act_max)
+
+Pipeline (one window per cycle; every register advances on one enable ``en``)::
+
+    window ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ Requantizer (15) ─▶ o
+       │             ▲            │                 │
+       └▶ weight RAM ┘            └▶ bias RAM ─▶ S5  └▶ multiplier/shift RAM ─▶ Requantizer input
+
+    S1  the window (taps, chunk, last)          S5  three sums of three products (int19), bias
+    S2  xs = tap - in_zp (int9), weights        S6  part0 + part1, part2 + bias
+    S3  multiplier operand registers            S7  acc = wrap_int32(sum of both)
+    S4  xs * w (int9 x int8 → int17)
+
+- The weight RAM is read when the window is accepted and its output registered in the fabric
+  (S2) before it goes to the multipliers, because ECP5 block RAM clock-to-out plus routing to
+  a DSP column does not fit a 150 MHz cycle. The bias is likewise registered (S5) before it
+  meets an adder.
+- The ``9 * lanes`` multipliers are `RegisteredMultiplier`s (S3 operands, S4 product): with
+  ``dsp="ecp5"`` both registers are the MULT18X18D's own.
+- The adder tree does at most a 3-input add of ~19 bits or a 2-input add of 32 bits per stage.
+- Multiplier and shift are read so that they arrive with S7 and go straight into the
+  `Requantizer`, whose input register absorbs the block RAM's clock-to-out.
+
+The per-channel parameters live in three `Memory`s of ``max_chunks`` words (weights, bias,
+multiplier + shift), each read at the stage that needs it, so no parameter is carried through
+the pipeline in flip-flops. Each is one write port (``pload``) + one synchronous, non-transparent
+read port: a pseudo-dual-port block RAM.
+
+Flow control: ``en = ~s7_valid | requantizer.i.ready``. The `Requantizer`'s ``i.ready`` comes from
+one flip-flop (its skid register), so ``o.ready`` never reaches this pipeline combinationally and
+the enable's large fan-out (every datapath flip-flop) starts at two flip-flops. A requantizer
+stall freezes S1..S7 unless S7 is empty (so a bubble in S7 never costs a cycle).
+
+Parameter loading: ``pload`` beats write one chunk's weights, bias, multiplier and shift each.
+``pload.ready`` is low while a window in S1..S6 still has a parameter read ahead of it, so a new
+layer's parameters can be sent as soon as the previous layer's last window has been accepted;
+while ``pload.valid`` is high no window is accepted. The sequencer must transfer all of a layer's
+``pload`` beats before that layer's first window (the engine cannot tell layers apart), and hold
+``cfg`` from the first window of a layer until its last output word has been transferred.
+"""
+
+import numpy as np
+from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import Config
+from .multiplier import DSP_KINDS, RegisteredMultiplier
+from .requant import Requantizer
+
+__all__ = [
+    "DepthwiseEngine",
+    "window_layout",
+    "output_layout",
+    "param_layout",
+    "cfg_layout",
+    "pack_params",
+]
+
+#: Pipeline stages from an accepted window to the Requantizer's input (S1..S7).
+MAC_STAGES = 7
+
+
+def _check_config(config):
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, not {config!r}")
+
+
+def _chunk_shape(config):
+    return unsigned(max(1, ceil_log2(config.max_chunks)))
+
+
+def window_layout(config):
+    """Payload of a 3x3 window (`LineBuffer.o`, `DepthwiseEngine.i`) for ``config``.
+
+    ``taps``: 9 words of ``lanes`` int8, TFLite filter order ``dy*3+dx``; ``chunk``: which
+    group of ``lanes`` channels (0..max_chunks-1); ``last``: final window of the run.
+    """
+    _check_config(config)
+    return data.StructLayout({
+        "taps": data.ArrayLayout(data.ArrayLayout(signed(8), config.lanes), 9),
+        "chunk": _chunk_shape(config),
+        "last": 1,
+    })
+
+
+def output_layout(config):
+    """Payload of `DepthwiseEngine.o`: one word (``lanes`` int8 channels of one output pixel)."""
+    _check_config(config)
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(8), config.lanes),
+        "last": 1,
+    })
+
+
+def param_layout(config):
+    """Payload of `DepthwiseEngine.pload`: one chunk's weights and requantization parameters."""
+    _check_config(config)
+    lanes = config.lanes
+    return data.StructLayout({
+        "chunk": _chunk_shape(config),
+        "weights": data.ArrayLayout(data.ArrayLayout(signed(8), lanes), 9),
+        "bias": data.ArrayLayout(signed(32), lanes),
+        "multiplier": data.ArrayLayout(signed(32), lanes),
+        "shift": data.ArrayLayout(signed(6), lanes),
+    })
+
+
+def cfg_layout():
+    """Run-time parameters of a depthwise layer (`DepthwiseEngine.cfg`)."""
+    return data.StructLayout({
+        "in_zp": signed(8),
+        "out_zp": signed(8),
+        "act_min": signed(8),
+        "act_max": signed(8),
+    })
+
+
+def _int_array(name, value, shape, lo, hi):
+    a = np.asarray(value)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, not {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, not {a.dtype}")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}], not [{a.min()}, {a.max()}]")
+    return a
+
+
+def pack_params(weights, bias, multiplier, shift, config):
+    """The ``pload`` beats of one depthwise layer, one per chunk (shared by compiler and tests).
+
+    Parameters
+    ----------
+    weights : array of int8, shape (1, 3, 3, C)
+        TFLite depthwise filter (depth multiplier 1).
+    bias, multiplier, shift : arrays of int, shape (C,)
+        Per-channel int32 bias, int32 multiplier and shift in [-32, 31] (TFLite's
+        ``QuantizeMultiplier``; bias may be None for no bias).
+    config : Config
+
+    Returns
+    -------
+    list of dict
+        ``ceil(C / lanes)`` payloads for `param_layout` (``chunk``, ``weights[9][lanes]``,
+        ``bias``, ``multiplier``, ``shift``). Channels past C in the last chunk are zero, which
+        makes those lanes output ``clip(out_zp, act_min, act_max)``.
+    """
+    _check_config(config)
+    w = np.asarray(weights)
+    if w.ndim != 4 or w.shape[:3] != (1, 3, 3):
+        raise ValueError(f"weights must have shape (1, 3, 3, C), not {w.shape}")
+    c = w.shape[3]
+    if not 1 <= c <= config.max_channels:
+        raise ValueError(f"channel count must be in 1..{config.max_channels} (config "
+                         f"{config.name!r}), not {c}")
+    w = _int_array("weights", w, (1, 3, 3, c), -128, 127)
+    b = np.zeros(c, np.int64) if bias is None else _int_array("bias", bias, (c,), -2**31, 2**31 - 1)
+    m = _int_array("multiplier", multiplier, (c,), -2**31, 2**31 - 1)
+    s = _int_array("shift", shift, (c,), -32, 31)
+
+    lanes = config.lanes
+    chunks = -(-c // lanes)
+    pad = chunks * lanes - c
+    taps = np.pad(w.reshape(9, c), ((0, 0), (0, pad)))
+    b, m, s = (np.pad(v, (0, pad)) for v in (b, m, s))
+    beats = []
+    for k in range(chunks):
+        sl = slice(k * lanes, (k + 1) * lanes)
+        beats.append({
+            "chunk": k,
+            "weights": taps[:, sl].tolist(),
+            "bias": b[sl].tolist(),
+            "multiplier": m[sl].tolist(),
+            "shift": s[sl].tolist(),
+        })
+    return beats
+
+
+class DepthwiseEngine(wiring.Component):
+    """``lanes`` channels x 9 taps of a 3x3 depthwise conv per cycle, with requantization.
+
+    Parameters
+    ----------
+    config : Config
+        Uses ``lanes`` and ``max_chunks`` (= ``max_channels // lanes``, the parameter RAM depth).
+    dsp : str
+        How the ``9 * lanes`` tap multipliers and the requantizer's are built (see
+        `RegisteredMultiplier`): ``"infer"`` (portable; plain simulation) or ``"ecp5"``
+        (registered MULT18X18D instances, which ECP5 builds need for 150 MHz: Yosys packs no
+        fabric registers into ECP5 DSPs, and a combinational DSP between fabric registers
+        measured 68 MHz here).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(window_layout(config)))
+        Windows in (out_row, out_col, chunk) order, exactly as `LineBuffer.o` emits them.
+    o : Out(stream.Signature(output_layout(config)))
+        One word per window, in window order; ``last`` copied from the window.
+    pload : In(stream.Signature(param_layout(config)))
+        Writes one chunk's parameters (use `pack_params`). See the module docstring for when.
+    cfg : In(cfg_layout())
+        ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
+    latency : int
+        Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
+        (``MAC_STAGES`` + the requantizer's latency: 7 + 15 = 22). Throughput: one window per cycle
+        while ``o.ready`` stays high and no ``pload`` beat is pending.
+    """
+
+    def __init__(self, config, *, dsp="infer"):
+        _check_config(config)
+        if dsp not in DSP_KINDS:
+            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        self._config = config
+        self._dsp = dsp
+        self._requant = Requantizer(config.lanes, unsigned(1), dsp=dsp)
+        super().__init__({
+            "i": In(stream.Signature(window_layout(config))),
+            "o": Out(stream.Signature(output_layout(config))),
+            "pload": In(stream.Signature(param_layout(config))),
+            "cfg": In(cfg_layout()),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def dsp(self):
+        return self._dsp
+
+    @property
+    def latency(self):
+        return MAC_STAGES + self._requant.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        lanes, depth = cfg.lanes, cfg.max_chunks
+        chunk_shape = _chunk_shape(cfg)
+
+        rq = m.submodules.requant = self._requant
+
+        # ---- parameter memories: one write (pload) and one read port each -------------------
+        word = data.ArrayLayout(signed(8), lanes)
+        m.submodules.w_mem = w_mem = Memory(shape=data.ArrayLayout(word, 9), depth=depth, init=[])
+        m.submodules.b_mem = b_mem = Memory(shape=data.ArrayLayout(signed(32), lanes), depth=depth,
+                                            init=[])
+        rq_params = data.StructLayout({"multiplier": data.ArrayLayout(signed(32), lanes),
+                                       "shift": data.ArrayLayout(signed(6), lanes)})
+        m.submodules.q_mem = q_mem = Memory(shape=rq_params, depth=depth, init=[])
+        w_wr, b_wr, q_wr = w_mem.write_port(), b_mem.write_port(), q_mem.write_port()
+        w_rd, b_rd, q_rd = w_mem.read_port(), b_mem.read_port(), q_mem.read_port()
+
+        # ---- flow control --------------------------------------------------------------------
+        en = Signal()
+        valid = [Signal(name=f"s{k}_valid") for k in range(1, MAC_STAGES + 1)]  # S1..S7
+        # A window in S1..S6 has a bias or multiplier/shift read still ahead of it.
+        reads_pending = Cat(valid[:6]).any()
+        m.d.comb += [
+            en.eq(~valid[-1] | rq.i.ready),
+            self.i.ready.eq(en & ~self.pload.valid),
+            self.pload.ready.eq(~reads_pending),
+        ]
+        accept = self.i.valid & self.i.ready
+        with m.If(en):
+            m.d.sync += valid[0].eq(accept)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, MAC_STAGES)]
+
+        pl = self.pload.payload
+        write = self.pload.valid & self.pload.ready
+        for port, value in ((w_wr, pl.weights), (b_wr, pl.bias)):
+            m.d.comb += [port.addr.eq(pl.chunk), port.data.eq(value), port.en.eq(write)]
+        m.d.comb += [q_wr.addr.eq(pl.chunk), q_wr.data.multiplier.eq(pl.multiplier),
+                     q_wr.data.shift.eq(pl.shift), q_wr.en.eq(write)]
+
+        def stage(name, shape, value):
+            """A reset-less register loaded with ``value`` on every enabled edge."""
+            reg = Signal(shape, name=name, reset_less=True)
+            with m.If(en):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def carry(name, value_per_stage, shape, first, last):
+            """Delay a side signal from stage ``first`` to ``last``, one register per stage."""
+            regs = {first: value_per_stage}
+            for k in range(first + 1, last + 1):
+                regs[k] = stage(f"s{k}_{name}", shape, regs[k - 1])
+            return regs
+
+        # ---- S1: the window registered; weight RAM read for its chunk -----------------------
+        win = self.i.payload
+        m.d.comb += [w_rd.addr.eq(win.chunk), w_rd.en.eq(en)]
+        taps1 = stage("s1_taps", data.ArrayLayout(word, 9), win.taps)
+        chunk = carry("chunk", stage("s1_chunk", chunk_shape, win.chunk), chunk_shape, 1, 6)
+        last = carry("last", stage("s1_last", 1, win.last), 1, 1, MAC_STAGES)
+
+        # ---- S2: input zero point removed (int9); weights registered out of block RAM --------
+        xs2 = [[stage(f"s2_xs{t}_{l}", signed(9), taps1[t][l] - self.cfg.in_zp)
+                for l in range(lanes)] for t in range(9)]
+        w2 = [[stage(f"s2_w{t}_{l}", signed(8), w_rd.data[t][l]) for l in range(lanes)]
+              for t in range(9)]
+
+        # ---- S3, S4: nine int9 x int8 products per lane (operand and product registers) -------
+        prod = [[None] * lanes for _ in range(9)]
+        for t in range(9):
+            for l in range(lanes):
+                mul = m.submodules[f"mul{t}_{l}"] = RegisteredMultiplier(
+                    signed(9), signed(8), dsp=self._dsp)
+                m.d.comb += [mul.en.eq(en), mul.a.eq(xs2[t][l]), mul.b.eq(w2[t][l])]
+                prod[t][l] = mul.p[:17].as_signed()  # |xs * w| <= 255 * 128 fits int17
+        assert RegisteredMultiplier.LATENCY == 2
+        m.d.comb += [b_rd.addr.eq(chunk[3]), b_rd.en.eq(en)]  # bias data arrives with S4
+
+        # ---- S5: products added three by three; bias registered out of block RAM -------------
+        part = [[stage(f"s5_part{j}_{l}", signed(19),
+                       prod[3 * j][l] + prod[3 * j + 1][l] + prod[3 * j + 2][l])
+                 for l in range(lanes)] for j in range(3)]
+        bias5 = [stage(f"s5_bias_{l}", signed(32), b_rd.data[l]) for l in range(lanes)]
+
+        # ---- S6, S7: + bias, wrapping to int32 as TFLite's int32 accumulator does ------------
+        m.d.comb += [q_rd.addr.eq(chunk[6]), q_rd.en.eq(en)]  # multiplier/shift arrive with S7
+        pa = [stage(f"s6_pa_{l}", signed(20), part[0][l] + part[1][l]) for l in range(lanes)]
+        pb = [stage(f"s6_pb_{l}", signed(32), (part[2][l] + bias5[l])[:32].as_signed())
+              for l in range(lanes)]
+        acc = [stage(f"s7_acc_{l}", signed(32), (pa[l] + pb[l])[:32].as_signed())
+               for l in range(lanes)]
+
+        # ---- requantization ------------------------------------------------------------------
+        rqi = rq.i.payload
+        m.d.comb += [
+            rq.i.valid.eq(valid[-1]),
+            rqi.multiplier.eq(q_rd.data.multiplier),
+            rqi.shift.eq(q_rd.data.shift),
+            rqi.out_zp.eq(self.cfg.out_zp),
+            rqi.act_min.eq(self.cfg.act_min),
+            rqi.act_max.eq(self.cfg.act_max),
+            rqi.tag.eq(last[MAC_STAGES]),
+            self.o.valid.eq(rq.o.valid),
+            self.o.payload.data.eq(rq.o.payload.data),
+            self.o.payload.last.eq(rq.o.payload.tag),
+            rq.o.ready.eq(self.o.ready),
+        ]
+        m.d.comb += [rqi.acc[l].eq(acc[l]) for l in range(lanes)]
+        return m
