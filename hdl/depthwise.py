@@ -15,48 +15,58 @@ padded taps already holding the input zero point. Per lane ``l`` the engine comp
     out[l] = clip(MultiplyByQuantizedMultiplier(acc[l], multiplier[l], shift[l]) + out_zp,
                   act_min, act_max)
 
-Pipeline (one window per cycle; every register advances on one enable ``en``)::
+Pipeline (one window per cycle)::
 
-    window ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ Requantizer (15) ─▶ o
-       │             ▲            │                 │
-       └▶ weight RAM ┘            └▶ bias RAM ─▶ S5  └▶ multiplier/shift RAM ─▶ Requantizer input
+    i ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ S8 ─▶ FIFO ─▶ R ─▶ Requantizer (15) ─▶ o
+    │           ▲           │           ▲                    │    ▲
+    └───────────┘           └───────────┘                    └────┘
+     weight RAM               bias RAM                   multiplier/shift RAM
+                                            (each RAM's read address: the window's chunk)
 
-    S1  the window (taps, chunk, last)          S5  three sums of three products (int19), bias
-    S2  xs = tap - in_zp (int9), weights        S6  part0 + part1, part2 + bias
-    S3  multiplier operand registers            S7  acc = wrap_int32(sum of both)
-    S4  xs * w (int9 x int8 → int17)
+    S1  the window (taps, chunk, last)          S5  products again, in the fabric
+    S2  xs = tap - in_zp (int9), weights        S6  three sums of three products (int19), bias
+    S3  multiplier operand registers            S7  part0 + part1, part2 + bias
+    S4  xs * w (int9 x int8 → int17)            S8  acc = wrap_int32(sum of both)
+    R   the requantizer's operands: acc, multiplier and shift (straight out of block RAM)
 
 - The weight RAM is read when the window is accepted and its output registered in the fabric
   (S2) before it goes to the multipliers, because ECP5 block RAM clock-to-out plus routing to
-  a DSP column does not fit a 150 MHz cycle. The bias is likewise registered (S5) before it
-  meets an adder.
+  a DSP column does not fit a 150 MHz cycle. The bias is likewise registered (S6) before it
+  meets an adder; multiplier and shift go into the `Requantizer`, whose input register absorbs
+  the clock-to-out.
 - The ``9 * lanes`` multipliers are `RegisteredMultiplier`s (S3 operands, S4 product): with
-  ``dsp="ecp5"`` both registers are the MULT18X18D's own.
+  ``dsp="ecp5"`` both registers are the MULT18X18D's own. With ~100 DSPs spread over the
+  device, the route from a DSP's output to its lane's adder tree measured 7-8 ns on an
+  LFE5U-85F, more than a 150 MHz cycle with an adder behind it: S5 gives that route a cycle of
+  its own (the placer can put the register half-way).
 - The adder tree does at most a 3-input add of ~19 bits or a 2-input add of 32 bits per stage.
-- Multiplier and shift are read so that they arrive with S7 and go straight into the
-  `Requantizer`, whose input register absorbs the block RAM's clock-to-out.
 
 The per-channel parameters live in three `Memory`s of ``max_chunks`` words (weights, bias,
 multiplier + shift), each read at the stage that needs it, so no parameter is carried through
 the pipeline in flip-flops. Each is one write port (``pload``) + one synchronous, non-transparent
 read port: a pseudo-dual-port block RAM.
 
-Flow control: ``en = ~s7_valid | requantizer.i.ready``. The `Requantizer`'s ``i.ready`` comes from
-one flip-flop (its skid register), so ``o.ready`` never reaches this pipeline combinationally and
-the enable's large fan-out (every datapath flip-flop) starts at two flip-flops. A requantizer
-stall freezes S1..S7 unless S7 is empty (so a bubble in S7 never costs a cycle).
+Flow control: S1..S8 never stall and have no clock enable. A window is accepted only against a
+credit, one of the ``ACC_FIFO_DEPTH`` entries of the accumulator FIFO behind S8; the credit
+returns when the window's accumulators leave the FIFO for R, so the FIFO can never overflow.
+Only R (``32 * lanes`` flip-flops) and the requantizer stall on backpressure. Why: an enable
+for the whole pipeline fans out to ~13k flip-flops and 72 DSPs (ecp5 preset); built that way
+the engine placed and routed at 102 MHz, the enable net being the critical path. The FIFO
+(16 entries of ``32 * lanes`` + ~10 bits) fits distributed RAM. ``i.ready`` depends only on the credit
+counter (and ``pload.valid``), never combinationally on ``o.ready``.
 
 Parameter loading: ``pload`` beats write one chunk's weights, bias, multiplier and shift each.
-``pload.ready`` is low while a window in S1..S6 still has a parameter read ahead of it, so a new
-layer's parameters can be sent as soon as the previous layer's last window has been accepted;
-while ``pload.valid`` is high no window is accepted. The sequencer must transfer all of a layer's
+``pload.ready`` is low while any window is between ``i`` and R (so none has a parameter read
+ahead of it), so a new layer's parameters can be sent as soon as the previous layer's last
+window has been accepted; while ``pload.valid`` is high no window is accepted. The sequencer must transfer all of a layer's
 ``pload`` beats before that layer's first window (the engine cannot tell layers apart), and hold
 ``cfg`` from the first window of a layer until its last output word has been transferred.
 """
 
 import numpy as np
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -74,8 +84,12 @@ __all__ = [
     "pack_params",
 ]
 
-#: Pipeline stages from an accepted window to the Requantizer's input (S1..S7).
-MAC_STAGES = 7
+#: Pipeline stages from an accepted window to the accumulator FIFO (S1..S8).
+MAC_STAGES = 8
+
+#: Entries of the accumulator FIFO, i.e. windows in flight between ``i`` and the requantizer:
+#: more than ``MAC_STAGES`` + the FIFO's own latency, so credits never limit throughput.
+ACC_FIFO_DEPTH = 16
 
 
 def _check_config(config):
@@ -205,9 +219,9 @@ class DepthwiseEngine(wiring.Component):
     dsp : str
         How the ``9 * lanes`` tap multipliers and the requantizer's are built (see
         `RegisteredMultiplier`): ``"infer"`` (portable; plain simulation) or ``"ecp5"``
-        (registered MULT18X18D instances, which ECP5 builds need for 150 MHz: Yosys packs no
-        fabric registers into ECP5 DSPs, and a combinational DSP between fabric registers
-        measured 68 MHz here).
+        (registered MULT18X18D instances, which ECP5 builds need: Yosys packs no fabric
+        registers into ECP5 DSPs, and a combinational DSP between fabric registers measured
+        68 MHz here).
 
     Attributes
     ----------
@@ -221,8 +235,8 @@ class DepthwiseEngine(wiring.Component):
         ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
     latency : int
         Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
-        (``MAC_STAGES`` + the requantizer's latency: 7 + 15 = 22). Throughput: one window per cycle
-        while ``o.ready`` stays high and no ``pload`` beat is pending.
+        (8 MAC stages + 2 in the FIFO + 1 + the requantizer's 15 = 26). Throughput: one window
+        per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
 
     def __init__(self, config, *, dsp="infer"):
@@ -249,7 +263,9 @@ class DepthwiseEngine(wiring.Component):
 
     @property
     def latency(self):
-        return MAC_STAGES + self._requant.latency
+        # S1..S8, the FIFO's write-to-read latency (2 for SyncFIFOBuffered), the requantizer's
+        # input register, the requantizer (measured by the testbench's throughput test).
+        return MAC_STAGES + 2 + 1 + self._requant.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -270,20 +286,21 @@ class DepthwiseEngine(wiring.Component):
         w_wr, b_wr, q_wr = w_mem.write_port(), b_mem.write_port(), q_mem.write_port()
         w_rd, b_rd, q_rd = w_mem.read_port(), b_mem.read_port(), q_mem.read_port()
 
-        # ---- flow control --------------------------------------------------------------------
-        en = Signal()
-        valid = [Signal(name=f"s{k}_valid") for k in range(1, MAC_STAGES + 1)]  # S1..S7
-        # A window in S1..S6 has a bias or multiplier/shift read still ahead of it.
-        reads_pending = Cat(valid[:6]).any()
-        m.d.comb += [
-            en.eq(~valid[-1] | rq.i.ready),
-            self.i.ready.eq(en & ~self.pload.valid),
-            self.pload.ready.eq(~reads_pending),
-        ]
+        # ---- flow control: credits for the accumulator FIFO -----------------------------------
+        # Every accepted window owns a FIFO entry until its accumulators leave the FIFO, so the
+        # MAC pipeline never has to stop: it has no enable at all.
+        in_flight = Signal(range(ACC_FIFO_DEPTH + 1))  # accepted, not yet out of the FIFO
+        valid = [Signal(name=f"s{k}_valid") for k in range(1, MAC_STAGES + 1)]  # S1..S8
         accept = self.i.valid & self.i.ready
-        with m.If(en):
-            m.d.sync += valid[0].eq(accept)
-            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, MAC_STAGES)]
+        pop = Signal()
+        m.d.comb += [
+            self.i.ready.eq((in_flight != ACC_FIFO_DEPTH) & ~self.pload.valid),
+            # No window has a parameter read ahead of it (the last one is at the FIFO's exit).
+            self.pload.ready.eq(in_flight == 0),
+        ]
+        m.d.sync += in_flight.eq(in_flight + accept - pop)
+        m.d.sync += valid[0].eq(accept)
+        m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, MAC_STAGES)]
 
         pl = self.pload.payload
         write = self.pload.valid & self.pload.ready
@@ -293,10 +310,9 @@ class DepthwiseEngine(wiring.Component):
                      q_wr.data.shift.eq(pl.shift), q_wr.en.eq(write)]
 
         def stage(name, shape, value):
-            """A reset-less register loaded with ``value`` on every enabled edge."""
+            """A reset-less pipeline register loaded with ``value`` on every clock edge."""
             reg = Signal(shape, name=name, reset_less=True)
-            with m.If(en):
-                m.d.sync += reg.eq(value)
+            m.d.sync += reg.eq(value)
             return reg
 
         def carry(name, value_per_stage, shape, first, last):
@@ -308,9 +324,10 @@ class DepthwiseEngine(wiring.Component):
 
         # ---- S1: the window registered; weight RAM read for its chunk -----------------------
         win = self.i.payload
-        m.d.comb += [w_rd.addr.eq(win.chunk), w_rd.en.eq(en)]
+        m.d.comb += w_rd.addr.eq(win.chunk)
         taps1 = stage("s1_taps", data.ArrayLayout(word, 9), win.taps)
-        chunk = carry("chunk", stage("s1_chunk", chunk_shape, win.chunk), chunk_shape, 1, 6)
+        chunk = carry("chunk", stage("s1_chunk", chunk_shape, win.chunk), chunk_shape,
+                      1, MAC_STAGES)
         last = carry("last", stage("s1_last", 1, win.last), 1, 1, MAC_STAGES)
 
         # ---- S2: input zero point removed (int9); weights registered out of block RAM --------
@@ -325,39 +342,63 @@ class DepthwiseEngine(wiring.Component):
             for l in range(lanes):
                 mul = m.submodules[f"mul{t}_{l}"] = RegisteredMultiplier(
                     signed(9), signed(8), dsp=self._dsp)
-                m.d.comb += [mul.en.eq(en), mul.a.eq(xs2[t][l]), mul.b.eq(w2[t][l])]
+                m.d.comb += [mul.a.eq(xs2[t][l]), mul.b.eq(w2[t][l])]
                 prod[t][l] = mul.p[:17].as_signed()  # |xs * w| <= 255 * 128 fits int17
         assert RegisteredMultiplier.LATENCY == 2
-        m.d.comb += [b_rd.addr.eq(chunk[3]), b_rd.en.eq(en)]  # bias data arrives with S4
 
-        # ---- S5: products added three by three; bias registered out of block RAM -------------
-        part = [[stage(f"s5_part{j}_{l}", signed(19),
-                       prod[3 * j][l] + prod[3 * j + 1][l] + prod[3 * j + 2][l])
+        # ---- S5: products registered again in the fabric (the route from the DSP column) -----
+        prod5 = [[stage(f"s5_p{t}_{l}", signed(17), prod[t][l]) for l in range(lanes)]
+                 for t in range(9)]
+        m.d.comb += b_rd.addr.eq(chunk[4])  # bias data arrives with S5
+
+        # ---- S6: products added three by three; bias registered out of block RAM -------------
+        part = [[stage(f"s6_part{j}_{l}", signed(19),
+                       prod5[3 * j][l] + prod5[3 * j + 1][l] + prod5[3 * j + 2][l])
                  for l in range(lanes)] for j in range(3)]
-        bias5 = [stage(f"s5_bias_{l}", signed(32), b_rd.data[l]) for l in range(lanes)]
+        bias6 = [stage(f"s6_bias_{l}", signed(32), b_rd.data[l]) for l in range(lanes)]
 
-        # ---- S6, S7: + bias, wrapping to int32 as TFLite's int32 accumulator does ------------
-        m.d.comb += [q_rd.addr.eq(chunk[6]), q_rd.en.eq(en)]  # multiplier/shift arrive with S7
-        pa = [stage(f"s6_pa_{l}", signed(20), part[0][l] + part[1][l]) for l in range(lanes)]
-        pb = [stage(f"s6_pb_{l}", signed(32), (part[2][l] + bias5[l])[:32].as_signed())
+        # ---- S7, S8: + bias, wrapping to int32 as TFLite's int32 accumulator does ------------
+        pa = [stage(f"s7_pa_{l}", signed(20), part[0][l] + part[1][l]) for l in range(lanes)]
+        pb = [stage(f"s7_pb_{l}", signed(32), (part[2][l] + bias6[l])[:32].as_signed())
               for l in range(lanes)]
-        acc = [stage(f"s7_acc_{l}", signed(32), (pa[l] + pb[l])[:32].as_signed())
+        acc = [stage(f"s8_acc_{l}", signed(32), (pa[l] + pb[l])[:32].as_signed())
                for l in range(lanes)]
 
-        # ---- requantization ------------------------------------------------------------------
+        # ---- accumulator FIFO (never full: see the credits above) ----------------------------
+        acc_layout = data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes),
+                                        "chunk": chunk_shape, "last": 1})
+        fifo = m.submodules.acc_fifo = SyncFIFOBuffered(width=acc_layout.size,
+                                                         depth=ACC_FIFO_DEPTH)
+        entry = Signal(acc_layout)
+        m.d.comb += [entry.chunk.eq(chunk[MAC_STAGES]), entry.last.eq(last[MAC_STAGES]),
+                     *(entry.acc[l].eq(acc[l]) for l in range(lanes)),
+                     fifo.w_data.eq(entry), fifo.w_en.eq(valid[-1])]
+        head = data.View(acc_layout, fifo.r_data)
+
+        # ---- requantizer input register, multiplier/shift read alongside ---------------------
+        # The only part that stalls: ~(32 * lanes) flip-flops on an enable from two flip-flops.
+        rq_valid = Signal()
+        rq_acc = Signal(data.ArrayLayout(signed(32), lanes), reset_less=True)
+        rq_last = Signal(reset_less=True)
+        advance = ~rq_valid | rq.i.ready
+        m.d.comb += [pop.eq(advance & fifo.r_rdy), fifo.r_en.eq(advance),
+                     q_rd.addr.eq(head.chunk), q_rd.en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [rq_valid.eq(fifo.r_rdy), rq_acc.eq(head.acc), rq_last.eq(head.last)]
+
         rqi = rq.i.payload
         m.d.comb += [
-            rq.i.valid.eq(valid[-1]),
+            rq.i.valid.eq(rq_valid),
+            rqi.acc.eq(rq_acc),
             rqi.multiplier.eq(q_rd.data.multiplier),
             rqi.shift.eq(q_rd.data.shift),
             rqi.out_zp.eq(self.cfg.out_zp),
             rqi.act_min.eq(self.cfg.act_min),
             rqi.act_max.eq(self.cfg.act_max),
-            rqi.tag.eq(last[MAC_STAGES]),
+            rqi.tag.eq(rq_last),
             self.o.valid.eq(rq.o.valid),
             self.o.payload.data.eq(rq.o.payload.data),
             self.o.payload.last.eq(rq.o.payload.tag),
             rq.o.ready.eq(self.o.ready),
         ]
-        m.d.comb += [rqi.acc[l].eq(acc[l]) for l in range(lanes)]
         return m

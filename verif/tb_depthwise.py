@@ -261,7 +261,7 @@ async def reload_under_backpressure(dut):
     """
     config, rng, nprng = _setup()
     await reset(dut)
-    # >= 36 windows: more than the engine holds (7 + 17), so the pipeline does fill and freeze
+    # 36 windows: more than the engine holds (~26), so the pipeline does fill and freeze
     cases = [random_layer(nprng, config, h=6, w=6, c=int(nprng.integers(1, config.lanes + 1)),
                           stride=1, padding="SAME") for _ in range(6)]
     await run_layers(dut, config, cases, rng, idle=0.0, stall=0.85, pload_idle=0.0)
