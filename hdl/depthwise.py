@@ -17,23 +17,21 @@ padded taps already holding the input zero point. Per lane ``l`` the engine comp
 
 Pipeline (one window per cycle)::
 
-    i ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ S8 ─▶ FIFO ─▶ R ─▶ Requantizer (15) ─▶ o
-    │           ▲           │           ▲                    │    ▲
-    └───────────┘           └───────────┘                    └────┘
-     weight RAM               bias RAM                   multiplier/shift RAM
-                                            (each RAM's read address: the window's chunk)
+    i ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ S8 ─▶ FIFO (16) ─▶ Requantizer (15) ─▶ o
+    │           ▲           │           ▲     │     ▲
+    └───────────┘           └───────────┘     └─────┘
+     weight RAM               bias RAM     multiplier/shift RAM
+                          (each RAM's read address: the window's chunk)
 
     S1  the window (taps, chunk, last)          S5  products again, in the fabric
     S2  xs = tap - in_zp (int9), weights        S6  three sums of three products (int19), bias
     S3  multiplier operand registers            S7  part0 + part1, part2 + bias
-    S4  xs * w (int9 x int8 → int17)            S8  acc = wrap_int32(sum of both)
-    R   the requantizer's operands: acc, multiplier and shift (straight out of block RAM)
+    S4  xs * w (int9 x int8 → int17)            S8  acc = wrap_int32(sum of both), mult./shift
 
 - The weight RAM is read when the window is accepted and its output registered in the fabric
-  (S2) before it goes to the multipliers, because ECP5 block RAM clock-to-out plus routing to
-  a DSP column does not fit a 150 MHz cycle. The bias is likewise registered (S6) before it
-  meets an adder; multiplier and shift go into the `Requantizer`, whose input register absorbs
-  the clock-to-out.
+  (S2) before it goes to the multipliers, because ECP5 block RAM clock-to-out (~5.8 ns
+  without the output register) plus routing to a DSP column does not fit a 150 MHz cycle. The
+  bias (S6) and the multiplier/shift (S8) are likewise registered straight out of their RAMs.
 - The ``9 * lanes`` multipliers are `RegisteredMultiplier`s (S3 operands, S4 product): with
   ``dsp="ecp5"`` both registers are the MULT18X18D's own. With ~100 DSPs spread over the
   device, the route from a DSP's output to its lane's adder tree measured 7-8 ns on an
@@ -42,25 +40,34 @@ Pipeline (one window per cycle)::
 - The adder tree does at most a 3-input add of ~19 bits or a 2-input add of 32 bits per stage.
 
 The per-channel parameters live in three `Memory`s of ``max_chunks`` words (weights, bias,
-multiplier + shift), each read at the stage that needs it, so no parameter is carried through
-the pipeline in flip-flops. Each is one write port (``pload``) + one synchronous, non-transparent
-read port: a pseudo-dual-port block RAM.
+multiplier + shift), each read shortly before the stage that needs it, so no parameter rides
+through the pipeline in flip-flops. Each is one write port (``pload``) + one synchronous,
+non-transparent read port: a pseudo-dual-port block RAM.
 
 Flow control: S1..S8 never stall and have no clock enable. A window is accepted only against a
-credit, one of the ``ACC_FIFO_DEPTH`` entries of the accumulator FIFO behind S8; the credit
-returns when the window's accumulators leave the FIFO for R, so the FIFO can never overflow.
-Only R (``32 * lanes`` flip-flops) and the requantizer stall on backpressure. Why: an enable
-for the whole pipeline fans out to ~13k flip-flops and 72 DSPs (ecp5 preset); built that way
-the engine placed and routed at 102 MHz, the enable net being the critical path. The FIFO
-(16 entries of ``32 * lanes`` + ~10 bits) fits distributed RAM. ``i.ready`` depends only on the credit
-counter (and ``pload.valid``), never combinationally on ``o.ready``.
+credit, one of the ``ACC_FIFO_DEPTH`` entries of the FIFO behind S8 (accumulators, multipliers,
+shifts, ``last``); the credit returns when the entry leaves the FIFO for the requantizer, so
+the FIFO can never overflow and S8 never waits. Only the FIFO's output register and the
+requantizer stall on backpressure, and the FIFO's read enable is the requantizer's ``i.ready``,
+a flip-flop. Why: an enable for the whole pipeline fans out to ~13k flip-flops and 72 DSPs
+(ecp5 preset); built that way the engine placed and routed at 102 MHz with the enable net as
+the critical path. The FIFO (16 entries of ``70 * lanes + 1`` bits) fits distributed RAM.
+``i.ready`` depends only on the credit counter (and ``pload.valid``), never combinationally on
+``o.ready``.
+
+Measured (ecp5 preset, ``dsp="ecp5"``, scripts/synth.py: LFE5U-85F, in the synthesis harness):
+104 MULT18X18D (72 taps + 32 in the requantizer) of 156, 33 DP16KD, ~11.6k LUT4/carry cells,
+~12.1k flip-flops of the engine's own; 115 MHz. The critical path is now block RAM
+clock-to-out (5.8 ns: Yosys maps no DP16KD output register) into the register behind it, so
+150 MHz needs registered block RAM primitives (as `RegisteredMultiplier` does for the DSPs).
 
 Parameter loading: ``pload`` beats write one chunk's weights, bias, multiplier and shift each.
-``pload.ready`` is low while any window is between ``i`` and R (so none has a parameter read
-ahead of it), so a new layer's parameters can be sent as soon as the previous layer's last
-window has been accepted; while ``pload.valid`` is high no window is accepted. The sequencer must transfer all of a layer's
-``pload`` beats before that layer's first window (the engine cannot tell layers apart), and hold
-``cfg`` from the first window of a layer until its last output word has been transferred.
+``pload.ready`` is low while any window is between ``i`` and the FIFO's exit (so none has a
+parameter read ahead of it), so a new layer's parameters can be sent as soon as the previous
+layer's last window has been accepted; while ``pload.valid`` is high no window is accepted.
+The sequencer must transfer all of a layer's ``pload`` beats before that layer's first window
+(the engine cannot tell layers apart), and hold ``cfg`` from the first window of a layer until
+its last output word has been transferred.
 """
 
 import numpy as np
@@ -87,7 +94,7 @@ __all__ = [
 #: Pipeline stages from an accepted window to the accumulator FIFO (S1..S8).
 MAC_STAGES = 8
 
-#: Entries of the accumulator FIFO, i.e. windows in flight between ``i`` and the requantizer:
+#: Entries of the FIFO behind S8, i.e. windows in flight between ``i`` and the requantizer:
 #: more than ``MAC_STAGES`` + the FIFO's own latency, so credits never limit throughput.
 ACC_FIFO_DEPTH = 16
 
@@ -235,7 +242,7 @@ class DepthwiseEngine(wiring.Component):
         ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
     latency : int
         Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
-        (8 MAC stages + 2 in the FIFO + 1 + the requantizer's 15 = 26). Throughput: one window
+        (8 MAC stages + 2 in the FIFO + the requantizer's 15 = 25). Throughput: one window
         per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
 
@@ -263,9 +270,9 @@ class DepthwiseEngine(wiring.Component):
 
     @property
     def latency(self):
-        # S1..S8, the FIFO's write-to-read latency (2 for SyncFIFOBuffered), the requantizer's
-        # input register, the requantizer (measured by the testbench's throughput test).
-        return MAC_STAGES + 2 + 1 + self._requant.latency
+        # S1..S8, the FIFO's write-to-read latency (2 for SyncFIFOBuffered), the requantizer
+        # (checked by the testbench's throughput test).
+        return MAC_STAGES + 2 + self._requant.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -358,44 +365,39 @@ class DepthwiseEngine(wiring.Component):
         bias6 = [stage(f"s6_bias_{l}", signed(32), b_rd.data[l]) for l in range(lanes)]
 
         # ---- S7, S8: + bias, wrapping to int32 as TFLite's int32 accumulator does ------------
+        m.d.comb += q_rd.addr.eq(chunk[6])  # multiplier/shift data arrive with S7
         pa = [stage(f"s7_pa_{l}", signed(20), part[0][l] + part[1][l]) for l in range(lanes)]
         pb = [stage(f"s7_pb_{l}", signed(32), (part[2][l] + bias6[l])[:32].as_signed())
               for l in range(lanes)]
         acc = [stage(f"s8_acc_{l}", signed(32), (pa[l] + pb[l])[:32].as_signed())
                for l in range(lanes)]
+        q8 = stage("s8_q", rq_params, q_rd.data)
 
-        # ---- accumulator FIFO (never full: see the credits above) ----------------------------
-        acc_layout = data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes),
-                                        "chunk": chunk_shape, "last": 1})
-        fifo = m.submodules.acc_fifo = SyncFIFOBuffered(width=acc_layout.size,
+        # ---- accumulator FIFO (never full: see the credits above) → requantizer ---------------
+        # The FIFO's output register is the only stalling register outside the requantizer;
+        # its read enable is the requantizer's i.ready, a flip-flop.
+        entry_layout = data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes),
+                                          "q": rq_params, "last": 1})
+        fifo = m.submodules.acc_fifo = SyncFIFOBuffered(width=entry_layout.size,
                                                          depth=ACC_FIFO_DEPTH)
-        entry = Signal(acc_layout)
-        m.d.comb += [entry.chunk.eq(chunk[MAC_STAGES]), entry.last.eq(last[MAC_STAGES]),
+        entry = Signal(entry_layout)
+        m.d.comb += [entry.q.eq(q8), entry.last.eq(last[MAC_STAGES]),
                      *(entry.acc[l].eq(acc[l]) for l in range(lanes)),
                      fifo.w_data.eq(entry), fifo.w_en.eq(valid[-1])]
-        head = data.View(acc_layout, fifo.r_data)
-
-        # ---- requantizer input register, multiplier/shift read alongside ---------------------
-        # The only part that stalls: ~(32 * lanes) flip-flops on an enable from two flip-flops.
-        rq_valid = Signal()
-        rq_acc = Signal(data.ArrayLayout(signed(32), lanes), reset_less=True)
-        rq_last = Signal(reset_less=True)
-        advance = ~rq_valid | rq.i.ready
-        m.d.comb += [pop.eq(advance & fifo.r_rdy), fifo.r_en.eq(advance),
-                     q_rd.addr.eq(head.chunk), q_rd.en.eq(advance)]
-        with m.If(advance):
-            m.d.sync += [rq_valid.eq(fifo.r_rdy), rq_acc.eq(head.acc), rq_last.eq(head.last)]
+        head = data.View(entry_layout, fifo.r_data)
 
         rqi = rq.i.payload
         m.d.comb += [
-            rq.i.valid.eq(rq_valid),
-            rqi.acc.eq(rq_acc),
-            rqi.multiplier.eq(q_rd.data.multiplier),
-            rqi.shift.eq(q_rd.data.shift),
+            pop.eq(fifo.r_rdy & rq.i.ready),
+            fifo.r_en.eq(rq.i.ready),
+            rq.i.valid.eq(fifo.r_rdy),
+            rqi.acc.eq(head.acc),
+            rqi.multiplier.eq(head.q.multiplier),
+            rqi.shift.eq(head.q.shift),
             rqi.out_zp.eq(self.cfg.out_zp),
             rqi.act_min.eq(self.cfg.act_min),
             rqi.act_max.eq(self.cfg.act_max),
-            rqi.tag.eq(rq_last),
+            rqi.tag.eq(head.last),
             self.o.valid.eq(rq.o.valid),
             self.o.payload.data.eq(rq.o.payload.data),
             self.o.payload.last.eq(rq.o.payload.tag),

@@ -256,14 +256,18 @@ async def reload_under_backpressure(dut):
 
     One-chunk layers (every window and the first ``pload`` beat use chunk 0), windows and
     ``pload`` beats without gaps and an output that is mostly stalled, so the previous layer's
-    last window creeps through every stage while the reload waits: a reload that overwrote a
-    parameter that window has yet to read shows up as a wrong word.
+    last window creeps through every stage while the reload waits; then single-window layers,
+    whose window is alone in the engine. A reload that overwrote a parameter a window has yet
+    to read shows up as a wrong word.
     """
     config, rng, nprng = _setup()
     await reset(dut)
     # 36 windows: more than the engine holds (~26), so the pipeline does fill and freeze
     cases = [random_layer(nprng, config, h=6, w=6, c=int(nprng.integers(1, config.lanes + 1)),
                           stride=1, padding="SAME") for _ in range(6)]
+    # single-window layers: the reload races a window that is alone in the pipeline
+    cases += [random_layer(nprng, config, h=1, w=1, c=int(nprng.integers(1, config.lanes + 1)),
+                           padding="SAME") for _ in range(6)]
     await run_layers(dut, config, cases, rng, idle=0.0, stall=0.85, pload_idle=0.0)
 
 
