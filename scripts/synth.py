@@ -72,18 +72,37 @@ class ToolError(RuntimeError):
     """A YoWASP tool exited non-zero; the message names the log."""
 
 
+# Runs a YoWASP tool with a 2 MiB WebAssembly stack instead of wasmtime's 512 KiB default, the
+# most wasmtime allows without a larger async stack: Yosys' final techmap of the ecp5 datapath
+# exhausted the default stack ("wasm trap: call stack exhausted"). The stack size is a run-time
+# setting, so the compiled-module cache under ~/.cache/YoWASP stays shared with plain calls.
+_BOOTSTRAP = """\
+import sys, threading, wasmtime, {package}
+_init = wasmtime.Config.__init__
+def _config(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    self.max_wasm_stack = 2 << 20
+wasmtime.Config.__init__ = _config
+threading.stack_size(64 << 20)
+sys.exit({package}.{function}(sys.argv[1:]))
+"""
+
+
 def _yowasp(package: str, function: str, args: list[str], cwd: Path, log: Path,
             timeout: float | None) -> float:
     """Run a YoWASP tool with this interpreter; return wall-clock seconds."""
-    code = f"import sys, {package}; sys.exit({package}.{function}(sys.argv[1:]))"
+    code = _BOOTSTRAP.format(package=package, function=function)
     start = time.monotonic()
     with open(log.with_suffix(".stdout"), "w") as out:
         proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, stdout=out,
                               stderr=subprocess.STDOUT, timeout=timeout)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
-        tail = "\n".join(_read(log).splitlines()[-30:]) or _read(log.with_suffix(".stdout"))[-3000:]
-        raise ToolError(f"{package} exited {proc.returncode} after {seconds:.0f} s; log {log}\n{tail}")
+        text = _read(log) or _read(log.with_suffix(".stdout"))
+        errors = [line.strip() for line in text.splitlines() if line.startswith("ERROR")]
+        tail = "\n".join(text.splitlines()[-30:])
+        raise ToolError(f"{errors[0] if errors else f'{package} failed'} ({package} exited "
+                        f"{proc.returncode} after {seconds:.0f} s; log {log})\n{tail}")
     return seconds
 
 
@@ -150,11 +169,19 @@ def ecp5_figures(work: Path, top: str) -> dict:
                      "MULT18X18D": cells.get("MULT18X18D", 0), "DP16KD": cells.get("DP16KD", 0),
                      "TRELLIS_DPR16X4": cells.get("TRELLIS_DPR16X4", 0)}}
     report_path = work / "report.json"
-    if not report_path.is_file():
-        return fig
-    report = json.loads(_read(report_path))
-    util = {k: {"used": v["used"], "available": v["available"]} for k, v in report["utilization"].items()}
+    log = _read(work / "nextpnr.log")
+    if report_path.is_file():
+        report = json.loads(_read(report_path))
+        util = {k: {"used": v["used"], "available": v["available"]}
+                for k, v in report["utilization"].items()}
+    else:  # nextpnr stopped early (e.g. the design does not fit): its log has the utilisation
+        report = {}
+        util = {name: {"used": int(used), "available": int(avail)} for name, used, avail in
+                re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log, re.M)}
+        if not util:
+            return fig
     fig["utilization"] = util
+    fig["fits"] = all(v["used"] <= v["available"] for v in util.values())
     fig["summary"] = {
         key: {"used": util.get(key, {}).get("used", 0), "available": util.get(key, {}).get("available", 0)}
         for key in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "TRELLIS_IO")
@@ -165,7 +192,6 @@ def ecp5_figures(work: Path, top: str) -> dict:
         fig["clock_net"] = clk[0]
         fig["fmax_mhz"] = round(clocks[clk[0]]["achieved"], 2)
         fig["target_mhz"] = round(clocks[clk[0]]["constraint"], 2)
-    log = _read(work / "nextpnr.log")
     max_freq = re.findall(r"Max frequency for clock '([^']*)': ([\d.]+) MHz", log)
     if max_freq:
         fig["log_max_frequency"] = {name: float(mhz) for name, mhz in max_freq}  # last one wins
@@ -199,7 +225,8 @@ def _table(result: dict) -> str:
         rows.append(("yosys MULT18X18D / DP16KD", f"{y['MULT18X18D']} / {y['DP16KD']}"))
         for key, item in fig.get("summary", {}).items():
             pct = 100 * item["used"] / item["available"] if item["available"] else 0
-            rows.append((key, f"{item['used']} / {item['available']} ({pct:.1f} %)"))
+            over = "  DOES NOT FIT" if item["used"] > item["available"] else ""
+            rows.append((key, f"{item['used']} / {item['available']} ({pct:.1f} %){over}"))
         if "fmax_mhz" in fig:
             verdict = "PASS" if fig["fmax_mhz"] >= fig["target_mhz"] else "FAIL"
             rows.append(("Fmax clk", f"{fig['fmax_mhz']:.1f} MHz ({verdict} at {fig['target_mhz']:.0f})"))
