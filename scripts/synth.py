@@ -44,6 +44,12 @@ RTLIL rather than its Verilog: the Verilog spells a memory's initial contents on
 (144,000 lines for the ecp5 line buffer), which Yosys' Verilog frontend took over 10 minutes to
 read, and the RTLIL holds them as one constant. nextpnr failing (e.g. the design does not fit)
 still writes the JSON with the Yosys figures and ``"error"``, and exits 1.
+
+Run times (2 shared cores, November 2026): ecp5 target, ecp5 preset: requant ~1.3 min,
+pointwise 8-17 min, depthwise 6-23 min (nextpnr is 85-95 % of it and varies with load and
+placement). xcup target: ecp5 preset 15 s - 2.5 min; b4096 preset 0.5 min (requant) to
+~13 min (datapath), when Yosys peaks at ~3.7 GB: close to the 4 GiB a 32-bit WebAssembly Yosys
+can address, so a bigger b4096 design may need a native Yosys.
 """
 
 from __future__ import annotations
