@@ -157,9 +157,10 @@ def to_verilog(elaboratable: Any, name: str, *, ports: Any = None, emit_src: boo
 
 
 #: Simulation models (verif/models) of the vendor primitives components may instantiate, e.g.
-#: ``RegisteredMultiplier(dsp="ecp5")``'s MULT18X18D.
+#: ``RegisteredMultiplier(dsp="ecp5")``'s MULT18X18D, ``BlockRAM(primitive="ecp5")``'s DP16KD.
 PRIMITIVE_MODELS: dict[str, Path] = {
     "MULT18X18D": Path(__file__).resolve().parent / "models" / "MULT18X18D.v",
+    "DP16KD": Path(__file__).resolve().parent / "models" / "DP16KD.v",
 }
 
 
