@@ -1,0 +1,184 @@
+"""A compiled program: groups, jobs (descriptors), the DRAM image, and how to run it.
+
+`Program.run` executes host groups in numpy (the golden kernels, as `run_graph` does) and
+accelerator jobs with a backend, which reads everything it needs from the DRAM image. The
+program itself is never modified by a run, so many inputs reuse one compilation.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DwfuseError, ModelError
+from .fusion import Group, lower_bound_cycles
+from .interpreter import run_op
+from .stats import op_activation_bytes, op_macs, op_weight_bytes
+
+__all__ = ["CompiledGroup", "Job", "Program", "BACKENDS"]
+
+BACKENDS = ("golden",)
+
+
+@dataclass
+class CompiledGroup:
+    """A fusion group as compiled: its stages, tiles and jobs (indices into `Program.jobs`)."""
+
+    group: Group
+    pe0: object = None
+    dw: object = None
+    pe1: object = None
+    col_tiles: list = field(default_factory=list)
+    chan_tiles: list = field(default_factory=list)
+    jobs: list = field(default_factory=list)
+
+    @property
+    def mode(self):
+        return self.group.mode
+
+
+@dataclass
+class Job:
+    """One accelerator run: its group, where its descriptor is, and the descriptor's fields."""
+
+    group: int
+    addr: int
+    descriptor: dict
+
+
+@dataclass
+class Program:
+    """The output of `dwfuse.compile`.
+
+    Attributes
+    ----------
+    graph, config
+    groups : list of CompiledGroup, in execution order
+    jobs : list of Job, in execution order (chains end with the descriptor flag ``last``)
+    buffers : dict tensor index → TensorBuffer (DRAM tensors; dead buffers reused)
+    image : numpy uint8 array
+        The DRAM image before a run: parameters from 0, descriptors from ``descriptor_base``,
+        then activation buffers (zero).
+    """
+
+    graph: object
+    config: object
+    groups: list
+    jobs: list
+    buffers: dict
+    image: np.ndarray
+    param_bytes: int
+    descriptor_base: int
+    descriptor_bytes: int
+
+    def chains(self):
+        """Lists of job indices that run back to back (one descriptor chain each)."""
+        out, cur = [], []
+        for k, job in enumerate(self.jobs):
+            cur.append(k)
+            if job.descriptor.get("last"):
+                out.append(cur)
+                cur = []
+        return out
+
+    def run(self, inputs, backend="golden", keep_all=False):
+        """Run one inference.
+
+        Parameters
+        ----------
+        inputs : array or list of arrays, in the graph inputs' shapes and dtypes
+        backend : "golden"
+        keep_all : bool
+            Also return every tensor an accelerator group computed (its output, as it was in DRAM).
+
+        Returns
+        -------
+        (outputs, report) : list of arrays and a dict (see `report`); with keep_all, the report
+        has "tensors": tensor index → array.
+        """
+        if backend not in BACKENDS:
+            raise DwfuseError(f"unknown backend {backend!r}; compiled programs run on: {', '.join(BACKENDS)}")
+        from .golden_backend import run_job
+        g = self.graph
+        if isinstance(inputs, np.ndarray):
+            inputs = [inputs]
+        image = self.image.copy()
+        values = {}
+        traffic = [[0, 0] for _ in self.groups]     # per group: DRAM bytes read, written
+        host_write = 0
+        computed = {}
+        for i, x in zip(g.inputs, inputs):
+            t = g.tensors[i]
+            x = np.asarray(x)
+            if tuple(x.shape) != tuple(t.shape) or x.dtype != t.dtype:
+                raise ModelError(f"input {t.name!r}: got {x.dtype}{list(x.shape)}, model expects "
+                                 f"{np.dtype(t.dtype)}{list(t.shape)}")
+            if i in self.buffers:
+                self.buffers[i].write(image, x)
+                host_write += self.buffers[i].size
+            else:
+                values[i] = x
+        for k, cg in enumerate(self.groups):
+            if cg.mode == "HOST":
+                op = cg.group.ops[0]
+                for t in op.inputs:
+                    if t in self.buffers:
+                        values[t] = self.buffers[t].read(image, g.tensors[t].shape)
+                        traffic[k][0] += self.buffers[t].size
+                for t, y in zip(op.outputs, run_op(op, g, values)):
+                    values[t] = y
+                    if t in self.buffers:
+                        self.buffers[t].write(image, y)
+                        traffic[k][1] += self.buffers[t].size
+                continue
+            for j in cg.jobs:
+                _, rd, wr = run_job(image, self.jobs[j].addr, self.config)
+                traffic[k][0] += rd
+                traffic[k][1] += wr
+            if keep_all:    # before a later group reuses the buffer
+                t = cg.group.output
+                computed[t] = self.buffers[t].read(image, g.tensors[t].shape)
+        outputs = []
+        for t in g.outputs:
+            if t in self.buffers:
+                outputs.append(self.buffers[t].read(image, g.tensors[t].shape))
+            else:
+                outputs.append(values[t])
+        rep = self.report(traffic, host_write)
+        if keep_all:
+            rep["tensors"] = computed
+        return outputs, rep
+
+    def report(self, traffic=None, host_input_bytes=0):
+        """Per layer and total figures; DRAM bytes are those of a run (`traffic`), if given.
+
+        Per-group figures (lower-bound cycles, DRAM bytes, jobs) sit on the group's first op;
+        the other ops of a fused group show 0 there, so columns add up to the totals.
+        """
+        g, cfg = self.graph, self.config
+        pe_rate, dw_rate = cfg.pe_macs_per_cycle, cfg.dw_macs_per_cycle
+        layers, groups = [], []
+        for k, cg in enumerate(self.groups):
+            lb = 0 if cg.mode == "HOST" else lower_bound_cycles(cg.group, g, pe_rate, dw_rate)
+            rd, wr = traffic[k] if traffic else (0, 0)
+            groups.append(dict(index=k, mode=cg.mode, ops=[op.index for op in cg.group.ops],
+                               jobs=len(cg.jobs), column_tiles=len(cg.col_tiles) or None,
+                               channel_tiles=len(cg.chan_tiles) or None, notes=list(cg.group.notes),
+                               lower_bound_cycles=lb, dram_read_bytes=rd, dram_write_bytes=wr))
+            for n, op in enumerate(cg.group.ops):
+                first = n == 0
+                layers.append(dict(
+                    index=op.index, op=op.kind, group=k, mode=cg.mode, macs=op_macs(op, g),
+                    lower_bound_cycles=lb if first else 0,
+                    dram_read_bytes=rd if first else 0, dram_write_bytes=wr if first else 0,
+                    layer_by_layer_dram_bytes=op_weight_bytes(op, g) + op_activation_bytes(op, g)))
+        layers.sort(key=lambda r: r["index"])
+        rd = sum(x["dram_read_bytes"] for x in groups)
+        wr = sum(x["dram_write_bytes"] for x in groups) + host_input_bytes
+        return dict(
+            config=cfg.name, pe_array_macs_per_cycle=pe_rate, dw_macs_per_cycle=dw_rate,
+            macs=sum(x["macs"] for x in layers),
+            lower_bound_cycles=sum(x["lower_bound_cycles"] for x in groups),
+            dram_read_bytes=rd, dram_write_bytes=wr, dram_bytes=rd + wr, host_input_bytes=host_input_bytes,
+            layer_by_layer_dram_bytes=sum(x["layer_by_layer_dram_bytes"] for x in layers),
+            jobs=len(self.jobs), param_bytes=self.param_bytes, dram_image_bytes=len(self.image),
+            layers=layers, groups=groups)
