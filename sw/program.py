@@ -151,6 +151,10 @@ class Program:
     def report(self, traffic=None, host_input_bytes=0):
         """Per layer and total figures; DRAM bytes are those of a run (`traffic`), if given.
 
+        DRAM bytes count what the jobs read and write (descriptors, parameters, activations) and
+        what host ops read from and write to DRAM tensors; the host's write of the network input
+        (once per inference, before the first job) is ``host_input_bytes``, not in the totals.
+
         Per-group figures (lower-bound cycles, DRAM bytes, jobs) sit on the group's first op;
         the other ops of a fused group show 0 there, so columns add up to the totals.
         """
@@ -173,7 +177,7 @@ class Program:
                     layer_by_layer_dram_bytes=op_weight_bytes(op, g) + op_activation_bytes(op, g)))
         layers.sort(key=lambda r: r["index"])
         rd = sum(x["dram_read_bytes"] for x in groups)
-        wr = sum(x["dram_write_bytes"] for x in groups) + host_input_bytes
+        wr = sum(x["dram_write_bytes"] for x in groups)
         return dict(
             config=cfg.name, pe_array_macs_per_cycle=pe_rate, dw_macs_per_cycle=dw_rate,
             macs=sum(x["macs"] for x in layers),

@@ -1,0 +1,243 @@
+"""The compiler and the golden program backend.
+
+A compiled program runs from its DRAM image only (descriptors, packed weights, tiles), so these
+tests check the compiler's partition, tiling, packing, memory map and descriptors against
+`dwfuse.run_graph` (itself checked against TFLite Micro): the program's outputs and every tensor
+an accelerator job wrote must equal the interpreter's, on the ecp5 preset and on a small config
+that forces column tiles, output-channel tiles and split PW_DW_PW blocks.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import dwfuse
+from dwfuse.errors import HardwareLimitError
+from dwfuse.fusion import plan
+from dwfuse.golden_backend import DmaWindowError
+from dwfuse.hdl import descriptor as D
+from dwfuse.hdl.config import Config, preset
+from dwfuse.inputs import random_input
+from shared_models import shared_model
+
+SHARED = ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"]
+
+#: Narrow line buffer, small weight buffer and tables: every kind of tiling on the shared models.
+SMALL = Config(name="small", lanes=4, pe_cols=8, requant_lanes=2, max_width=40, max_channels=960, line_rows=4,
+               max_k=1280, weight_words=512, max_out_channels=256, bus_bytes=8, residual_lanes=1)
+
+
+def _model(name):
+    return dwfuse.load(shared_model(name) if name.endswith(".tflite") else name)
+
+
+def _check_program(g, config, seed=0):
+    """Compile, run, compare with the interpreter; returns (program, report)."""
+    prog = dwfuse.compile(g, config)
+    x = random_input(g.input_tensor(), seed)
+    ref, values = dwfuse.run_graph(g, x, keep_all=True)
+    out, rep = prog.run(x, keep_all=True)
+    assert len(out) == len(ref)
+    for a, b in zip(out, ref):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    accel = {cg.group.output for cg in prog.groups if cg.mode != "HOST"}
+    assert accel and accel <= set(rep["tensors"])
+    for t in accel:
+        assert np.array_equal(rep["tensors"][t], values[t]), f"tensor {t} ({g.tensors[t].name}) differs"
+    return prog, rep
+
+
+@pytest.mark.parametrize("config", ["ecp5", SMALL], ids=["ecp5", "small"])
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_models_match_interpreter(name, config):
+    prog, rep = _check_program(_model(name), config)
+    modes = {cg.mode for cg in prog.groups}
+    assert "CONV3" in modes and "DW_PW" in modes
+    if config is SMALL:
+        assert any(len(cg.col_tiles) > 1 for cg in prog.groups)
+        assert any(len(cg.chan_tiles) > 1 for cg in prog.groups)
+
+
+def test_small_config_splits_inverted_residual_blocks():
+    g = _model("mobilenet_v2_a035_96_int8.tflite")
+    prog, _ = _check_program(g, SMALL, seed=3)
+    split = [cg for cg in prog.groups if any("split" in n for n in cg.group.notes)]
+    assert split and {cg.mode for cg in split} == {"PW", "DW_PW"}
+    # the residual ADD of a split block is done by its DW_PW job
+    assert any(cg.group.residual >= 0 and cg.mode == "DW_PW" for cg in split)
+    for cg in prog.groups:   # every job's weights fit the buffer and its tables
+        for j in cg.jobs:
+            d = prog.jobs[j].descriptor
+            words = sum(d.get(s, {}).get("weight_words", 0) for s in ("pe0", "pe1"))
+            tiles = sum(d.get(s, {}).get("out_tiles", 0) for s in ("pe0", "pe1"))
+            assert words <= SMALL.weight_words and tiles * SMALL.pe_cols <= SMALL.max_out_channels
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2_0.35_75x61_c10", "mobilenet_v1_0.25_65x97_c7"])
+def test_odd_sizes_with_column_tiles(name):
+    """Odd widths and heights: stride-2 column tiles with uneven halos and SAME's extra pad."""
+    cfg = dataclasses.replace(SMALL, max_width=16)
+    prog, _ = _check_program(_model(name), cfg, seed=5)
+    assert max(len(cg.col_tiles) for cg in prog.groups) >= 3
+
+
+def test_mobilenet_v2_224_ecp5():
+    prog, rep = _check_program(_model("mobilenet_v2_1.0_224"), "ecp5")
+    assert rep["jobs"] == len(prog.jobs) and rep["lower_bound_cycles"] > 0
+
+
+def test_many_inputs_reuse_one_program():
+    g = _model("person_detect.tflite")
+    prog = dwfuse.compile(g, "ecp5")
+    image = prog.image.copy()
+    for seed in (1, 2):
+        x = random_input(g.input_tensor(), seed)
+        (y,), _ = prog.run(x)
+        (ref,), _ = dwfuse.run_graph(g, x)
+        assert np.array_equal(y, ref)
+    assert np.array_equal(prog.image, image)
+
+
+def _boundary_bytes(g):
+    """Compulsory DRAM bytes: weights + network input + output + group-boundary activations.
+
+    Independent of the compiler: from the model and the fusion plan only. A tensor produced by
+    one group and read by another is written once and read once.
+    """
+    weights = sum(g.tensors[i].nbytes for op in g.ops if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                                                                      "FULLY_CONNECTED")
+                  for i in op.inputs[1:] if i >= 0)
+    io = sum(g.tensors[i].nbytes for i in g.inputs + g.outputs)
+    produced = {}
+    for k, grp in enumerate(plan(g)):
+        for op in grp.ops:
+            for t in op.outputs:
+                produced[t] = k
+    crossing = set()
+    for k, grp in enumerate(plan(g)):
+        for op in grp.ops:
+            for t in op.inputs:
+                if t in produced and produced[t] != k and g.tensors[t].dtype == np.int8:
+                    crossing.add(t)
+    return weights + io + 2 * sum(g.tensors[t].nbytes for t in crossing - set(g.outputs))
+
+
+@pytest.mark.parametrize("name", SHARED + ["mobilenet_v2_1.0_224"])
+def test_dram_traffic_near_compulsory(name):
+    g = _model(name)
+    prog = dwfuse.compile(g, "ecp5")
+    _, rep = prog.run(random_input(g.input_tensor(), 0))
+    compulsory = _boundary_bytes(g)
+    assert rep["dram_bytes"] <= 1.2 * compulsory, (rep["dram_bytes"], compulsory)
+    assert rep["dram_bytes"] < rep["layer_by_layer_dram_bytes"]
+    # what the jobs moved adds up per group and per layer
+    assert rep["dram_read_bytes"] == sum(r["dram_read_bytes"] for r in rep["layers"])
+
+
+def test_memory_map_windows_and_buffer_reuse():
+    g = _model("mobilenet_v2_a035_96_int8.tflite")
+    prog = dwfuse.compile(g, SMALL)
+    bufs = prog.buffers
+    for job in prog.jobs:
+        d = job.descriptor
+        cg = prog.groups[job.group]
+        for key, t in (("input", cg.group.input), ("output", cg.group.output), ("residual_in", cg.group.residual)):
+            if t < 0:
+                continue
+            w, b = d[key], bufs[t]
+            assert b.addr <= w["base"] and w["base"] + w["length"] <= b.addr + b.size, (key, t)
+        w = d["weights"]
+        assert 0 <= w["base"] and w["base"] + w["length"] <= prog.param_bytes
+        assert prog.descriptor_base >= prog.param_bytes
+    # buffers of tensors alive at the same time never overlap; some buffer is reused
+    live = {}
+    for k, cg in enumerate(prog.groups):
+        for op in cg.group.ops:
+            for t in op.inputs + op.outputs:
+                if t in bufs:
+                    live.setdefault(t, [k, k])[1] = k
+    for t in g.outputs:
+        if t in bufs:
+            live[t][1] = len(prog.groups)
+    items = sorted(live.items())
+    for i, (t, (s, e)) in enumerate(items):
+        for u, (s2, e2) in items[i + 1:]:
+            if s <= e2 and s2 <= e:
+                a, b = bufs[t], bufs[u]
+                assert a.addr + a.size <= b.addr or b.addr + b.size <= a.addr, (t, u)
+    assert len({b.addr for b in bufs.values()}) < len(bufs)
+
+
+def test_descriptor_round_trip():
+    layout = D.descriptor_layout()
+    rng = np.random.default_rng(11)
+
+    def rand(lay):
+        if isinstance(lay, D.data.StructLayout):
+            return {n: rand(f.shape) for n, f in lay}
+        if isinstance(lay, D.data.ArrayLayout):
+            return [rand(lay.elem_shape) for _ in range(lay.length)]
+        s = D.Shape.cast(lay)
+        lo, hi = (-(1 << (s.width - 1)), 1 << (s.width - 1)) if s.signed else (0, 1 << s.width)
+        return int(rng.integers(lo, hi))
+
+    cfg = preset("ecp5")
+    for _ in range(20):
+        v = rand(layout)
+        raw = D.pack_bytes(layout, v, cfg)
+        assert len(raw) % cfg.bus_bytes == 0 and D.unpack_bytes(layout, raw) == v
+    for lay in (D.table_row_layout(cfg), D.dw_param_layout(cfg)):
+        v = rand(lay)
+        assert D.unpack_bytes(lay, D.pack_bytes(lay, v, cfg)) == v
+    with pytest.raises(ValueError, match="output.base"):
+        D.pack(layout, {"output": {"base": 1 << 32}})
+    with pytest.raises(ValueError, match="pe0.in_zp"):
+        D.pack(layout, {"pe0": {"in_zp": 128}})
+    with pytest.raises(ValueError, match="unknown fields"):
+        D.pack(layout, {"colour": 1})
+
+
+def test_descriptor_outside_window_is_refused():
+    """The golden backend checks every access against the job's windows, as the DMA does."""
+    g = _model("person_detect.tflite")
+    prog = dwfuse.compile(g, "ecp5")
+    layout = D.descriptor_layout()
+    job = prog.jobs[1]
+    d = dict(job.descriptor)
+    d["output"] = dict(d["output"], length=d["output"]["length"] - 1)
+    prog.image[job.addr:job.addr + prog.descriptor_bytes] = np.frombuffer(D.pack_bytes(layout, d, prog.config),
+                                                                         np.uint8)
+    with pytest.raises(DmaWindowError, match="output"):
+        prog.run(random_input(g.input_tensor(), 0))
+
+
+def _small_conv_model():
+    return _model("mobilenet_v1_0.25_96")
+
+
+@pytest.mark.parametrize("change, limit", [
+    (dict(max_k=64), "max_k 64"),
+    (dict(max_channels=32), "max_channels 32"),
+    (dict(weight_words=16, max_k=256), "weight_words 16"),
+])
+def test_hardware_limits_name_layer_and_limit(change, limit):
+    cfg = dataclasses.replace(SMALL, **change)
+    with pytest.raises(HardwareLimitError, match=r"op \d+ \((CONV_2D|DEPTHWISE_CONV_2D|FULLY_CONNECTED)\): .*"
+                       + limit) as e:
+        dwfuse.compile(_small_conv_model(), cfg)
+    assert "'small'" in str(e.value)
+
+
+def test_line_buffer_bank_depth_limit():
+    @dataclasses.dataclass(frozen=True)
+    class WithBankDepth(Config):
+        line_bank_depth: int = 0
+
+    cfg = WithBankDepth(**{**SMALL.as_dict(), "line_bank_depth": 4})
+    with pytest.raises(HardwareLimitError, match=r"op \d+ \(DEPTHWISE_CONV_2D\): .*bank depth 4"):
+        dwfuse.compile(_small_conv_model(), cfg)
+    # a deeper bank but narrower than the rows: column tiles, still exact
+    cfg = WithBankDepth(**{**SMALL.as_dict(), "line_bank_depth": 64})
+    prog, _ = _check_program(_small_conv_model(), cfg)
+    assert max(len(cg.col_tiles) for cg in prog.groups) > 2
