@@ -10,13 +10,26 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data
 from amaranth.utils import exact_log2
 
-__all__ = ["command_layout", "MAX_BEATS_BITS", "ERR_NONE", "ERR_WINDOW", "ERR_BUS", "WindowCheck"]
+from .axi import BOUNDARY_BYTES
+
+__all__ = ["command_layout", "MAX_BEATS_BITS", "ERR_NONE", "ERR_WINDOW", "ERR_BUS", "WindowCheck",
+           "CommandIntake", "check_engine_params"]
 
 #: Width of the beat count: 2**24 beats of 8 bytes is 128 MiB, beyond any MobileNet tensor.
 MAX_BEATS_BITS = 24
 
 #: Error codes (sticky in the engines, reported by the top's status register).
 ERR_NONE, ERR_WINDOW, ERR_BUS = 0, 1, 2
+
+
+def check_engine_params(bus_bytes, max_burst):
+    """Raise ValueError unless the bus width is a power of two and bursts fit in 4 KiB."""
+    if not isinstance(bus_bytes, int) or bus_bytes < 4 or bus_bytes & (bus_bytes - 1):
+        raise ValueError(f"bus_bytes must be a power of two >= 4, not {bus_bytes!r}")
+    if max_burst not in (2, 4, 8, 16, 32, 64, 128, 256):
+        raise ValueError(f"max_burst must be a power of two in 2..256, not {max_burst!r}")
+    if max_burst * bus_bytes > BOUNDARY_BYTES:
+        raise ValueError(f"a {max_burst}-beat burst of {bus_bytes} bytes exceeds {BOUNDARY_BYTES} bytes")
 
 
 def command_layout(addr_width):
@@ -54,3 +67,49 @@ class WindowCheck:
         self.ok = Signal()
         self.bad = Signal()
         m.d.comb += [self.ok.eq(judged & inside), self.bad.eq(judged & ~inside)]
+
+
+class CommandIntake:
+    """The part both engines share: take a command, check it, then cut it into bursts.
+
+    Embedded (not a Component). Drives ``cmd.ready``; exposes ``active`` (a checked command has
+    bursts left), ``busy`` (``active`` or a command under check), ``addr`` and ``burst`` (the
+    next burst's address and length: at most ``max_burst`` beats, never across a 4 KiB
+    boundary) and the sticky ``error``. The owner pulses ``take`` (comb) when it issues the
+    burst; ``last`` says that burst ends the command.
+    """
+
+    def __init__(self, m: Module, cmd, *, addr_width, bus_bytes, max_burst):
+        lg = exact_log2(bus_bytes)
+        self.active, self.busy = Signal(), Signal()
+        checking, load = Signal(), Signal()
+        m.d.comb += [cmd.ready.eq(~self.active & ~checking), load.eq(cmd.valid & cmd.ready),
+                     self.busy.eq(self.active | checking)]
+        check = WindowCheck(m, cmd.payload, load, addr_width=addr_width, bus_bytes=bus_bytes)
+        m.d.sync += checking.eq(load)
+
+        self.addr = Signal(addr_width)
+        left = Signal(MAX_BEATS_BITS)
+        self.error = Signal(2)
+        with m.If(check.ok):
+            m.d.sync += [self.active.eq(1), self.addr.eq(check.reg.addr), left.eq(check.reg.beats)]
+        with m.If(check.bad & (self.error == ERR_NONE)):
+            m.d.sync += self.error.eq(ERR_WINDOW)
+
+        to_boundary = Signal(range(BOUNDARY_BYTES // bus_bytes + 1))
+        self.burst = Signal(range(max_burst + 1))
+        m.d.comb += to_boundary.eq((BOUNDARY_BYTES - self.addr[:exact_log2(BOUNDARY_BYTES)]) >> lg)
+        with m.If((left <= max_burst) & (left <= to_boundary)):
+            m.d.comb += self.burst.eq(left)
+        with m.Elif(to_boundary < max_burst):
+            m.d.comb += self.burst.eq(to_boundary)
+        with m.Else():
+            m.d.comb += self.burst.eq(max_burst)
+
+        self.last = Signal()
+        self.take = Signal()
+        m.d.comb += self.last.eq(left == self.burst)
+        with m.If(self.take):
+            m.d.sync += [self.addr.eq(self.addr + (self.burst << lg)), left.eq(left - self.burst)]
+            with m.If(self.last):
+                m.d.sync += self.active.eq(0)

@@ -23,8 +23,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .axi import AXI4ReadSignature, BOUNDARY_BYTES, BURST_INCR, RESP_OKAY
-from .dma_command import ERR_BUS, ERR_NONE, ERR_WINDOW, MAX_BEATS_BITS, WindowCheck, command_layout
+from .axi import AXI4ReadSignature, BURST_INCR, RESP_OKAY
+from .dma_command import ERR_BUS, ERR_NONE, CommandIntake, check_engine_params, command_layout
 
 __all__ = ["DmaReader"]
 
@@ -55,11 +55,7 @@ class DmaReader(wiring.Component):
     """
 
     def __init__(self, *, bus_bytes=8, addr_width=32, max_burst=16):
-        exact_log2(bus_bytes)
-        if max_burst not in (2, 4, 8, 16, 32, 64, 128, 256):
-            raise ValueError(f"max_burst must be a power of two in 2..256, not {max_burst!r}")
-        if max_burst * bus_bytes > BOUNDARY_BYTES:
-            raise ValueError(f"a {max_burst}-beat burst of {bus_bytes} bytes exceeds {BOUNDARY_BYTES} bytes")
+        check_engine_params(bus_bytes, max_burst)
         self._bus_bytes, self._addr_width, self._max_burst = bus_bytes, addr_width, max_burst
         super().__init__({
             "cmd": In(stream.Signature(command_layout(addr_width))),
@@ -76,37 +72,15 @@ class DmaReader(wiring.Component):
         lg = exact_log2(bb)
         depth = 2 * mb
 
-        # ---- command intake and window check ---------------------------------------------------
-        active = Signal()          # a checked command still has bursts to issue
-        checking = Signal()        # a command sits in the check register
-        load = Signal()
-        m.d.comb += [self.cmd.ready.eq(~active & ~checking), load.eq(self.cmd.valid & self.cmd.ready)]
-        check = WindowCheck(m, self.cmd.payload, load, addr_width=aw, bus_bytes=bb)
-        m.d.sync += checking.eq(load)
-
-        addr = Signal(aw)
-        left = Signal(MAX_BEATS_BITS)
-        error = Signal(2)
+        intake = CommandIntake(m, self.cmd, addr_width=aw, bus_bytes=bb, max_burst=mb)
+        error = intake.error
         m.d.comb += self.error.eq(error)
-        with m.If(check.ok):
-            m.d.sync += [active.eq(1), addr.eq(check.reg.addr), left.eq(check.reg.beats)]
-        with m.If(check.bad & (error == ERR_NONE)):
-            m.d.sync += error.eq(ERR_WINDOW)
 
         # ---- burst issue (AR), against output-FIFO credits -------------------------------------
         fifo = m.submodules.fifo = SyncFIFOBuffered(width=bb * 8 + 1, depth=depth)
         ends = m.submodules.ends = SyncFIFOBuffered(width=1, depth=depth)  # per burst: ends its command
         reserved = Signal(range(depth + 1))   # beats requested and not yet delivered downstream
-
-        to_boundary = Signal(range(BOUNDARY_BYTES // bb + 1))
-        burst = Signal(range(mb + 1))
-        m.d.comb += to_boundary.eq((BOUNDARY_BYTES - addr[:exact_log2(BOUNDARY_BYTES)]) >> lg)
-        with m.If((left <= mb) & (left <= to_boundary)):
-            m.d.comb += burst.eq(left)
-        with m.Elif(to_boundary < mb):
-            m.d.comb += burst.eq(to_boundary)
-        with m.Else():
-            m.d.comb += burst.eq(mb)
+        burst = intake.burst
 
         arvalid = Signal()
         araddr = Signal(aw)
@@ -116,15 +90,13 @@ class DmaReader(wiring.Component):
         m.d.comb += [
             self.axi.arid.eq(0), self.axi.araddr.eq(araddr), self.axi.arlen.eq(arlen),
             self.axi.arsize.eq(lg), self.axi.arburst.eq(BURST_INCR), self.axi.arvalid.eq(arvalid),
-            reserve.eq(active & ~arvalid & (reserved + burst <= depth) & ends.w_rdy),
+            reserve.eq(intake.active & ~arvalid & (reserved + burst <= depth) & ends.w_rdy),
             ar_done.eq(arvalid & self.axi.arready),
         ]
+        m.d.comb += intake.take.eq(reserve)
         with m.If(reserve):
-            m.d.sync += [arvalid.eq(1), araddr.eq(addr), arlen.eq(burst - 1),
-                         addr.eq(addr + (burst << lg)), left.eq(left - burst)]
-            with m.If(left == burst):
-                m.d.sync += active.eq(0)
-        m.d.comb += [ends.w_data.eq(left == burst), ends.w_en.eq(reserve)]
+            m.d.sync += [arvalid.eq(1), araddr.eq(intake.addr), arlen.eq(burst - 1)]
+        m.d.comb += [ends.w_data.eq(intake.last), ends.w_en.eq(reserve)]
         with m.If(ar_done):
             m.d.sync += arvalid.eq(0)
 
@@ -154,5 +126,5 @@ class DmaReader(wiring.Component):
             out.eq(self.data.valid & self.data.ready),
         ]
         m.d.sync += reserved.eq(reserved + Mux(reserve, burst, 0) - out)
-        m.d.comb += self.idle.eq(~active & ~checking & (reserved == 0) & ~arvalid)
+        m.d.comb += self.idle.eq(~intake.busy & (reserved == 0) & ~arvalid)
         return m

@@ -21,8 +21,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .axi import AXI4WriteSignature, BOUNDARY_BYTES, BURST_INCR, RESP_OKAY
-from .dma_command import ERR_BUS, ERR_NONE, ERR_WINDOW, MAX_BEATS_BITS, WindowCheck, command_layout
+from .axi import AXI4WriteSignature, BURST_INCR, RESP_OKAY
+from .dma_command import ERR_BUS, ERR_NONE, CommandIntake, check_engine_params, command_layout
 
 __all__ = ["DmaWriter"]
 
@@ -52,11 +52,7 @@ class DmaWriter(wiring.Component):
     """
 
     def __init__(self, *, bus_bytes=8, addr_width=32, max_burst=16):
-        exact_log2(bus_bytes)
-        if max_burst not in (2, 4, 8, 16, 32, 64, 128, 256):
-            raise ValueError(f"max_burst must be a power of two in 2..256, not {max_burst!r}")
-        if max_burst * bus_bytes > BOUNDARY_BYTES:
-            raise ValueError(f"a {max_burst}-beat burst of {bus_bytes} bytes exceeds {BOUNDARY_BYTES} bytes")
+        check_engine_params(bus_bytes, max_burst)
         self._bus_bytes, self._addr_width, self._max_burst = bus_bytes, addr_width, max_burst
         super().__init__({
             "cmd": In(stream.Signature(command_layout(addr_width))),
@@ -72,34 +68,13 @@ class DmaWriter(wiring.Component):
         bb, aw, mb = self._bus_bytes, self._addr_width, self._max_burst
         lg = exact_log2(bb)
 
-        # ---- command intake and window check -----------------------------------------------------
-        active = Signal()
-        checking = Signal()
-        load = Signal()
-        m.d.comb += [self.cmd.ready.eq(~active & ~checking), load.eq(self.cmd.valid & self.cmd.ready)]
-        check = WindowCheck(m, self.cmd.payload, load, addr_width=aw, bus_bytes=bb)
-        m.d.sync += checking.eq(load)
-
-        addr = Signal(aw)
-        left = Signal(MAX_BEATS_BITS)
-        error = Signal(2)
+        intake = CommandIntake(m, self.cmd, addr_width=aw, bus_bytes=bb, max_burst=mb)
+        error = intake.error
         m.d.comb += self.error.eq(error)
-        with m.If(check.ok):
-            m.d.sync += [active.eq(1), addr.eq(check.reg.addr), left.eq(check.reg.beats)]
-        with m.If(check.bad & (error == ERR_NONE)):
-            m.d.sync += error.eq(ERR_WINDOW)
 
         # ---- AW issue ---------------------------------------------------------------------------
         lens = m.submodules.lens = SyncFIFOBuffered(width=8, depth=_BURST_QUEUE)
-        to_boundary = Signal(range(BOUNDARY_BYTES // bb + 1))
-        burst = Signal(range(mb + 1))
-        m.d.comb += to_boundary.eq((BOUNDARY_BYTES - addr[:exact_log2(BOUNDARY_BYTES)]) >> lg)
-        with m.If((left <= mb) & (left <= to_boundary)):
-            m.d.comb += burst.eq(left)
-        with m.Elif(to_boundary < mb):
-            m.d.comb += burst.eq(to_boundary)
-        with m.Else():
-            m.d.comb += burst.eq(mb)
+        burst = intake.burst
 
         awvalid = Signal()
         awaddr = Signal(aw)
@@ -112,16 +87,14 @@ class DmaWriter(wiring.Component):
             self.axi.awsize.eq(lg), self.axi.awburst.eq(BURST_INCR), self.axi.awvalid.eq(awvalid),
             # The length FIFO has room for this burst once its AW is accepted (at most one
             # burst between issue and push).
-            issue.eq(active & ~awvalid & lens.w_rdy & (outstanding < 2 * _BURST_QUEUE)),
+            issue.eq(intake.active & ~awvalid & lens.w_rdy & (outstanding < 2 * _BURST_QUEUE)),
             aw_done.eq(awvalid & self.axi.awready),
             lens.w_data.eq(awlen),
             lens.w_en.eq(aw_done),
         ]
+        m.d.comb += intake.take.eq(issue)
         with m.If(issue):
-            m.d.sync += [awvalid.eq(1), awaddr.eq(addr), awlen.eq(burst - 1),
-                         addr.eq(addr + (burst << lg)), left.eq(left - burst)]
-            with m.If(left == burst):
-                m.d.sync += active.eq(0)
+            m.d.sync += [awvalid.eq(1), awaddr.eq(intake.addr), awlen.eq(burst - 1)]
         with m.If(aw_done):
             m.d.sync += awvalid.eq(0)
 
@@ -158,6 +131,6 @@ class DmaWriter(wiring.Component):
         with m.If(b_take & (self.axi.bresp != RESP_OKAY) & (error == ERR_NONE)):
             m.d.sync += error.eq(ERR_BUS)
 
-        m.d.comb += self.idle.eq(~active & ~checking & ~awvalid & ~lens.r_rdy & ~wvalid
+        m.d.comb += self.idle.eq(~intake.busy & ~awvalid & ~lens.r_rdy & ~wvalid
                                  & (outstanding == 0))
         return m
