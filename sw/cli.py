@@ -13,16 +13,16 @@ import time
 import numpy as np
 
 from . import zoo
+from .compiler import compile as compile_graph
 from .errors import DwfuseError
 from .fusion import plan
 from .importer import load
 from .inputs import PREPROCESS, load_input, random_input
-from .interpreter import run_graph
+from .hdl.config import PRESETS
+from .program import BACKENDS
 from .stats import layer_table
 
 __all__ = ["main"]
-
-BACKENDS = ("golden",)
 
 
 def _fmt_shape(shape):
@@ -66,6 +66,15 @@ def _top_classes(y, tensor, k=5):
     return [dict(cls=int(c), value=int(flat[c]), score=round((int(flat[c]) - zp) * scale, 6)) for c in order]
 
 
+def _print_run_table(run):
+    """Per-layer figures of a run: group, MACs, lower-bound cycles, DRAM bytes (group's, on its first op)."""
+    table = [(l["index"], l["op"], f"{l['group']}:{l['mode']}", f"{l['macs']:,}", f"{l['lower_bound_cycles']:,}",
+              f"{l['dram_read_bytes']:,}", f"{l['dram_write_bytes']:,}") for l in run["layers"]]
+    table.append(("", "total", "", f"{run['macs']:,}", f"{run['lower_bound_cycles']:,}",
+                  f"{run['dram_read_bytes']:,}", f"{run['dram_write_bytes']:,}"))
+    _print_table(("index", "op", "group", "MACs", "lower-bound cycles", "DRAM read B", "DRAM written B"), table)
+
+
 def cmd_run(args):
     model = args.model or zoo.DEFAULT
     g = load(model)
@@ -80,14 +89,19 @@ def cmd_run(args):
         out_dir = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(out_dir):
             raise DwfuseError(f"{args.output}: directory {out_dir} does not exist")
+    program = compile_graph(g, args.config)
     t0 = time.perf_counter()
-    outputs, _ = run_graph(g, x)
+    outputs, run = program.run(x, backend=args.backend)
     seconds = time.perf_counter() - t0
     rows = layer_table(g)
     macs = sum(r["macs"] for r in rows)
     y, tout = outputs[0], g.output_tensor()
-    print(f"model: {model}   backend: {args.backend}   input: {source}")
-    print(f"ops: {len(g.ops)}   MACs: {macs:,}   wall time: {seconds:.3f} s")
+    print(f"model: {model}   backend: {args.backend}   config: {args.config}   input: {source}")
+    _print_run_table(run)
+    print(f"ops: {len(g.ops)}   jobs: {run['jobs']}   MACs: {macs:,}   lower-bound cycles: "
+          f"{run['lower_bound_cycles']:,}   wall time: {seconds:.3f} s")
+    print(f"DRAM bytes: {run['dram_bytes']:,} (read {run['dram_read_bytes']:,}, written "
+          f"{run['dram_write_bytes']:,}); layer by layer: {run['layer_by_layer_dram_bytes']:,}")
     top = _top_classes(y, tout)
     if top:
         print("top classes: " + ", ".join(f"{t['cls']} ({t['score']:.4f})" for t in top))
@@ -95,13 +109,19 @@ def cmd_run(args):
         np.save(args.output, y)
         print(f"output {y.dtype}{list(y.shape)} written to {args.output}")
     if args.report:
-        report = dict(model=model, backend=args.backend, input=source, macs=macs,
+        shapes = {r["index"]: r for r in rows}
+        report = dict(model=model, backend=args.backend, config=args.config, input=source, macs=macs,
                       wall_seconds=seconds, output_shape=list(y.shape), output_dtype=str(y.dtype),
                       top_classes=top,
-                      layers=[dict(index=r["index"], op=r["op"], macs=r["macs"],
-                                   input_shapes=r["input_shapes"], output_shape=r["output_shape"],
-                                   weight_bytes=r["weight_bytes"], activation_bytes=r["activation_bytes"])
-                              for r in rows])
+                      **{k: run[k] for k in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes",
+                                             "dram_bytes", "layer_by_layer_dram_bytes", "host_input_bytes",
+                                             "pe_array_macs_per_cycle", "dw_macs_per_cycle", "jobs")},
+                      layers=[dict(l, input_shapes=shapes[l["index"]]["input_shapes"],
+                                   output_shape=shapes[l["index"]]["output_shape"],
+                                   weight_bytes=shapes[l["index"]]["weight_bytes"],
+                                   activation_bytes=shapes[l["index"]]["activation_bytes"])
+                              for l in run["layers"]],
+                      groups=run["groups"])
         with open(args.report, "w") as f:
             json.dump(report, f, indent=2)
         print(f"report written to {args.report}")
@@ -123,7 +143,10 @@ def build_parser():
                          "raw = pixel - 128")
     pr.add_argument("--seed", type=int, default=0, help="seed of the random input when --input is absent")
     pr.add_argument("--output", help="write the output tensor to this .npy")
-    pr.add_argument("--backend", choices=BACKENDS, default="golden")
+    pr.add_argument("--backend", choices=BACKENDS, default="golden",
+                    help="golden: the compiled program (descriptors, packed weights, DRAM image) in numpy")
+    pr.add_argument("--config", choices=sorted(PRESETS), default="ecp5",
+                    help="accelerator configuration the model is compiled for (default ecp5)")
     pr.add_argument("--report", help="write a JSON report here")
     pr.set_defaults(func=cmd_run)
     return p

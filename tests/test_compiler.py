@@ -229,15 +229,52 @@ def test_hardware_limits_name_layer_and_limit(change, limit):
     assert "'small'" in str(e.value)
 
 
-def test_line_buffer_bank_depth_limit():
+def _with_bank_depth(depth):
+    """SMALL with a line-buffer bank depth (Config.line_bank_depth, or a subclass until it lands)."""
+    if "line_bank_depth" in {f.name for f in dataclasses.fields(Config)}:
+        return dataclasses.replace(SMALL, line_bank_depth=depth)
+
     @dataclasses.dataclass(frozen=True)
     class WithBankDepth(Config):
         line_bank_depth: int = 0
 
-    cfg = WithBankDepth(**{**SMALL.as_dict(), "line_bank_depth": 4})
+    return WithBankDepth(**{**SMALL.as_dict(), "line_bank_depth": depth})
+
+
+def test_line_buffer_bank_depth_limit():
+    cfg = _with_bank_depth(4)
     with pytest.raises(HardwareLimitError, match=r"op \d+ \(DEPTHWISE_CONV_2D\): .*bank depth 4"):
         dwfuse.compile(_small_conv_model(), cfg)
     # a deeper bank but narrower than the rows: column tiles, still exact
-    cfg = WithBankDepth(**{**SMALL.as_dict(), "line_bank_depth": 64})
+    cfg = _with_bank_depth(64)
     prog, _ = _check_program(_small_conv_model(), cfg)
     assert max(len(cg.col_tiles) for cg in prog.groups) > 2
+
+
+def test_cli_run_report_and_limit_error(tmp_path, capsys):
+    from dwfuse.cli import main
+    import json
+    arg = shared_model("person_detect.tflite")
+    r = tmp_path / "r.json"
+    assert main(["run", arg, "--config", "ecp5", "--report", str(r)]) == 0
+    rep = json.loads(r.read_text())
+    cfg = preset("ecp5")
+    assert rep["pe_array_macs_per_cycle"] == cfg.lanes * cfg.pe_cols and rep["dw_macs_per_cycle"] == 9 * cfg.lanes
+    g = _model("person_detect.tflite")
+    groups = plan(g)
+    # issue 4's bound from the layer rows: depthwise MACs on the DW engine (a CONV3 runs on the PE array)
+    bound = 0
+    for grp in rep["groups"]:
+        rows = [l for l in rep["layers"] if l["group"] == grp["index"]]
+        dw = sum(l["macs"] for l in rows if l["op"] == "DEPTHWISE_CONV_2D" and l["mode"] != "CONV3")
+        pe = sum(l["macs"] for l in rows) - dw
+        bound += max(-(-pe // rep["pe_array_macs_per_cycle"]), -(-dw // rep["dw_macs_per_cycle"]))
+    assert rep["lower_bound_cycles"] == bound > 0
+    assert [grp["mode"] for grp in rep["groups"]] == [grp.mode for grp in plan(_model("person_detect.tflite"))]
+    for key in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes"):
+        assert rep[key] == sum(l[key] for l in rep["layers"]) > 0
+    assert "lower-bound cycles" in capsys.readouterr().out
+    # the tiny preset's line buffer holds 64 channels: person_detect's 128-channel layers do not fit
+    assert main(["run", arg, "--config", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "max_channels 64" in err and "DEPTHWISE_CONV_2D" in err
