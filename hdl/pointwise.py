@@ -60,28 +60,45 @@ def geometry(config):
     )
 
 
-def pointwise_layouts(config):
+def pointwise_layouts(config, contexts=1):
     """Payload layouts of the `PointwiseArray` ports for ``config`` (for testbenches and drivers).
 
-    Returns a namespace with ``cfg``, ``i``, ``o``, ``wload``, ``tload``, ``res`` and ``tag``
-    (the requantizer tag).
+    Returns a namespace with ``cfg``, ``i``, ``o``, ``wload``, ``tload``, ``res``, ``tag`` (the
+    requantizer tag) and ``context`` (one context's parameters, used by ``cfg`` when
+    ``contexts == 2``).
     """
     g = geometry(config)
     R, C = config.lanes, config.pe_cols
     s8 = signed(8)
-    cfg = data.StructLayout({
+    layer = {
         "k_words": unsigned(ceil_log2(g.max_k_words + 1)),
         "out_tiles": unsigned(ceil_log2(g.max_tiles + 1)),
         "in_zp": s8,
         "out_zp": s8,
         "act_min": s8,
         "act_max": s8,
-        "residual": 1,
-        "add": data.StructLayout({name: field.shape for name, field in PARAMS_LAYOUT if name != "a_zp"}),
+    }
+    context = data.StructLayout({
+        **layer,
+        "weight_base": unsigned(max(1, ceil_log2(config.weight_words))),
+        "table_base": unsigned(max(1, ceil_log2(g.max_tiles))),
     })
+    add = data.StructLayout({name: field.shape for name, field in PARAMS_LAYOUT if name != "a_zp"})
+    if contexts == 1:
+        cfg = data.StructLayout({**layer, "residual": 1, "add": add})
+    elif contexts == 2:
+        cfg = data.StructLayout({"ctx": data.ArrayLayout(context, 2), "residual": 1, "add": add})
+    else:
+        raise ValueError(f"contexts must be 1 or 2, not {contexts!r}")
+    pixel = {"data": data.ArrayLayout(s8, R), "last": 1}
+    tag = {"last": 1}
+    if contexts == 2:
+        pixel["ctx"] = 1
+        tag["ctx"] = 1
     return SimpleNamespace(
         cfg=cfg,
-        i=data.StructLayout({"data": data.ArrayLayout(s8, R), "last": 1}),
+        context=context,
+        i=data.StructLayout(pixel),
         o=data.StructLayout({"data": data.ArrayLayout(s8, C), "last": 1}),
         wload=data.StructLayout({
             "addr": unsigned(max(1, ceil_log2(config.weight_words))),
@@ -94,7 +111,7 @@ def pointwise_layouts(config):
             "shift": data.ArrayLayout(signed(6), C),
         }),
         res=data.StructLayout({"data": data.ArrayLayout(s8, C)}),
-        tag=data.StructLayout({"last": 1}),
+        tag=data.StructLayout(tag),
     )
 
 
@@ -210,15 +227,18 @@ class PointwiseArray(wiring.Component):
     stored minus the zero point), bias and multiplier/shift tables (max_out_channels/C rows).
     """
 
-    def __init__(self, config, *, dsp="infer"):
+    def __init__(self, config, *, dsp="infer", contexts=1):
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {config!r}")
         if dsp not in DSP_KINDS:
             raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        if contexts not in (1, 2):
+            raise ValueError(f"contexts must be 1 or 2, not {contexts!r}")
         self._config = config
         self._dsp = dsp
+        self._contexts = contexts
         self._geometry = geometry(config)
-        self._layouts = pointwise_layouts(config)
+        self._layouts = pointwise_layouts(config, contexts)
         lay = self._layouts
         # Pipeline depth: issue -> BRAM read -> fabric regs -> operand regs -> products -> tree.
         self._tree_levels = ceil_log2(config.lanes)
@@ -227,7 +247,7 @@ class PointwiseArray(wiring.Component):
         # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
         round_trip = self._sum_stage + 4 + g.slices
         self._fifo_depth = max(2, -(-round_trip // g.slices) + 1)
-        super().__init__({
+        ports = {
             "cfg": In(lay.cfg),
             "start": In(1),
             "busy": Out(1),
@@ -236,7 +256,10 @@ class PointwiseArray(wiring.Component):
             "i": In(stream.Signature(lay.i)),
             "res": In(stream.Signature(lay.res)),
             "o": Out(stream.Signature(lay.o)),
-        })
+        }
+        if contexts == 2:
+            ports["ox"] = Out(stream.Signature(lay.o))
+        super().__init__(ports)
 
     @property
     def config(self):
@@ -251,6 +274,10 @@ class PointwiseArray(wiring.Component):
         return self._layouts
 
     @property
+    def contexts(self):
+        return self._contexts
+
+    @property
     def fifo_depth(self):
         """Entries of the accumulator result FIFO (= credits of the issue stage)."""
         return self._fifo_depth
@@ -263,18 +290,29 @@ class PointwiseArray(wiring.Component):
 
         # ---- run control --------------------------------------------------------------------
         run = Signal(lay.cfg)            # cfg latched at start
-        kw_last = Signal(range(max(2, g.max_k_words)))
-        tiles_last = Signal(range(max(2, g.max_tiles)))
+        NX = self._contexts
+        if NX == 1:   # one context: the cfg's own fields, weights and tables from address 0
+            ctxs, new_ctxs = [run], [self.cfg]
+        else:
+            ctxs = [run.ctx[n] for n in range(NX)]
+            new_ctxs = [self.cfg.ctx[n] for n in range(NX)]
+        kw_last = [Signal(range(max(2, g.max_k_words)), name=f"kw_last{n}") for n in range(NX)]
+        tiles_last = [Signal(range(max(2, g.max_tiles)), name=f"tiles_last{n}") for n in range(NX)]
+        wbase = [ctx.weight_base if NX > 1 else 0 for ctx in ctxs]
+        tbase = [ctx.table_base if NX > 1 else 0 for ctx in ctxs]
+
+        def sel(which, values):
+            """values[which] for a 1-bit context number (values[0] with one context)."""
+            return values[0] if NX == 1 else Mux(which, values[1], values[0])
+
         busy = Signal()
         go = self.start & ~busy
         m.d.comb += self.busy.eq(busy)
         with m.If(go):
-            m.d.sync += [
-                busy.eq(1),
-                run.eq(self.cfg),
-                kw_last.eq(self.cfg.k_words - 1),
-                tiles_last.eq(self.cfg.out_tiles - 1),
-            ]
+            m.d.sync += [busy.eq(1), run.eq(self.cfg)]
+            for n in range(NX):
+                m.d.sync += [kw_last[n].eq(new_ctxs[n].k_words - 1),
+                             tiles_last[n].eq(new_ctxs[n].out_tiles - 1)]
 
         # ---- memories -----------------------------------------------------------------------
         wmem = m.submodules.weights = Memory(
@@ -318,6 +356,8 @@ class PointwiseArray(wiring.Component):
         # ---- pixel buffer fill (input side) -------------------------------------------------
         full = Signal(2)                 # half h holds a complete pixel
         last_px = Signal(2)              # ... and that pixel is the run's last
+        ctx_px = Signal(2)               # ... and that pixel's context
+        in_ctx = self.i.payload.ctx if NX > 1 else 0
         wr_half = Signal()
         wk = Signal(range(max(2, g.max_k_words)))
         in_done = Signal()
@@ -330,13 +370,14 @@ class PointwiseArray(wiring.Component):
             p_wr.en.eq(take_in),
         ]
         for r in range(R):
-            m.d.comb += p_wr.data[r].eq(self.i.payload.data[r] - run.in_zp)
+            m.d.comb += p_wr.data[r].eq(self.i.payload.data[r] - sel(in_ctx, [c.in_zp for c in ctxs]))
         with m.If(take_in):
-            with m.If(wk == kw_last):
+            with m.If(wk == sel(in_ctx, kw_last)):
                 m.d.sync += [
                     wk.eq(0),
                     full.bit_select(wr_half, 1).eq(1),
                     last_px.bit_select(wr_half, 1).eq(self.i.payload.last),
+                    ctx_px.bit_select(wr_half, 1).eq(in_ctx),
                     wr_half.eq(~wr_half),
                 ]
                 with m.If(self.i.payload.last):
@@ -346,20 +387,22 @@ class PointwiseArray(wiring.Component):
 
         # ---- issue: one k-step per cycle ----------------------------------------------------
         tag_layout = data.StructLayout({
-            "valid": 1, "first": 1, "lastk": 1, "last": 1, "t": range(max(2, g.max_tiles))})
+            "valid": 1, "first": 1, "lastk": 1, "last": 1, "t": range(max(2, g.max_tiles)), "ctx": 1})
         k = Signal(range(max(2, g.max_k_words)))
         t = Signal(range(max(2, g.max_tiles)))
-        waddr = Signal(range(cfgc.weight_words))
+        waddr = Signal(range(cfgc.weight_words))   # relative to the context's weight_base
         rd_half = Signal()
         credits = Signal(range(self._fifo_depth + 1))
-        is_lastk = k == kw_last
-        is_last_tile = t == tiles_last
+        cur = ctx_px.bit_select(rd_half, 1) if NX > 1 else 0   # context of the pixel in compute
+        is_lastk = k == sel(cur, kw_last)
+        is_last_tile = t == sel(cur, tiles_last)
         issue = Signal()
         m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | (credits != 0)))
 
         w_rd = wmem.read_port()
         p_rd = pmem.read_port()
-        m.d.comb += [w_rd.addr.eq(waddr), p_rd.addr.eq(Cat(k[:kw_bits], rd_half))]
+        m.d.comb += [w_rd.addr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr),
+                     p_rd.addr.eq(Cat(k[:kw_bits], rd_half))]
 
         tags = [None, Signal(tag_layout, name="tag1")]
         m.d.sync += [
@@ -367,7 +410,8 @@ class PointwiseArray(wiring.Component):
             tags[1].first.eq(k == 0),
             tags[1].lastk.eq(is_lastk),
             tags[1].last.eq(last_px.bit_select(rd_half, 1) & is_last_tile),
-            tags[1].t.eq(t),
+            tags[1].t.eq(t + sel(cur, tbase) if NX > 1 else t),   # table row
+            tags[1].ctx.eq(cur),
         ]
         with m.If(issue):
             with m.If(is_lastk):
@@ -423,18 +467,20 @@ class PointwiseArray(wiring.Component):
         m.d.sync += bias.eq(b_rd.data)
         acc = Signal(data.ArrayLayout(signed(32), C))
         done = Signal()
-        done_last = Signal()
+        done_tag = Signal(tag_layout)
         with m.If(tag_s.valid):
             for c in range(C):
                 m.d.sync += acc[c].eq(Mux(tag_s.first, bias[c], acc[c]) + sums[c])
-        m.d.sync += [done.eq(tag_s.valid & tag_s.lastk), done_last.eq(tag_s.last)]
+        m.d.sync += [done.eq(tag_s.valid & tag_s.lastk), done_tag.eq(tag_s)]
 
         # ---- result FIFO and credits --------------------------------------------------------
-        entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1})
+        # An entry carries its table row and context, so the drain needs no counters of its own.
+        entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
+                                   "t": tag_layout["t"].shape, "ctx": 1})
         fifo = m.submodules.results = SyncFIFOBuffered(width=entry.size, depth=self._fifo_depth)
         m.d.comb += [
             fifo.w_en.eq(done),
-            fifo.w_data.eq(Cat(acc, done_last)),
+            fifo.w_data.eq(Cat(acc, done_tag.last, done_tag.t, done_tag.ctx)),
         ]
         head = data.View(entry, fifo.r_data)
         pop = fifo.r_en & fifo.r_rdy
@@ -446,15 +492,15 @@ class PointwiseArray(wiring.Component):
         # ---- drain: RL channels per cycle into the requantizers -----------------------------
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
         j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
-        dt = Signal(range(max(2, g.max_tiles)))
         d1_valid = Signal()
         d1_acc = Signal(data.ArrayLayout(signed(32), RL))
         d1_last = Signal()
+        d1_ctx = Signal()
         s_rd = smem.read_port()
         adv = Signal()
         m.d.comb += [
             adv.eq(fifo.r_rdy & (~d1_valid | rq.i.ready)),
-            s_rd.addr.eq(Cat(j[:j_bits], dt)),
+            s_rd.addr.eq(Cat(j[:j_bits], head.t)),
             s_rd.en.eq(adv),
             fifo.r_en.eq(adv & (j == S - 1)),
         ]
@@ -463,9 +509,10 @@ class PointwiseArray(wiring.Component):
                 d1_valid.eq(1),
                 d1_acc.eq(Cat(head.acc).word_select(j, RL * 32)),
                 d1_last.eq(head.last & (j == S - 1)),
+                d1_ctx.eq(head.ctx),
             ]
             with m.If(j == S - 1):
-                m.d.sync += [j.eq(0), dt.eq(Mux(dt == tiles_last, 0, dt + 1))]
+                m.d.sync += j.eq(0)
             with m.Else():
                 m.d.sync += j.eq(j + 1)
         with m.Elif(rq.i.ready):
@@ -477,11 +524,13 @@ class PointwiseArray(wiring.Component):
             rqi.acc.eq(d1_acc),
             rqi.multiplier.eq(s_rd.data.multiplier),   # straight into the requantizer's
             rqi.shift.eq(s_rd.data.shift),             # input register
-            rqi.out_zp.eq(run.out_zp),
-            rqi.act_min.eq(run.act_min),
-            rqi.act_max.eq(run.act_max),
+            rqi.out_zp.eq(sel(d1_ctx, [c.out_zp for c in ctxs])),
+            rqi.act_min.eq(sel(d1_ctx, [c.act_min for c in ctxs])),
+            rqi.act_max.eq(sel(d1_ctx, [c.act_max for c in ctxs])),
             rqi.tag.last.eq(d1_last),
         ]
+        if NX > 1:
+            m.d.comb += rqi.tag.ctx.eq(d1_ctx)
 
         # ---- optional residual ADD: AL lanes per cycle behind the requantizers ---------------
         # Each requantized beat (RL lanes) is split into U = RL/AL sub-beats; the residual word
@@ -494,10 +543,12 @@ class PointwiseArray(wiring.Component):
         u = Signal(range(max(2, U)))  # counters are never 0 bits wide (Verilator)
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
         use_res = run.residual
+        # Context 1's results leave on ox and never see the ADD (the ADD is context 0's).
+        beat_x = rq.o.payload.tag.ctx if NX > 1 else 0
         join = Signal()
         m.d.comb += [
-            radd.params.a_zp.eq(run.out_zp),
-            radd.i.valid.eq(use_res & rq.o.valid & rw_valid),
+            radd.params.a_zp.eq(ctxs[0].out_zp),
+            radd.i.valid.eq(use_res & rq.o.valid & ~beat_x & rw_valid),
             radd.i.payload.a.eq(rq.o.payload.data.as_value().word_select(u, AL * 8)),
             radd.i.payload.b.eq(rw.as_value().word_select(rj, AL * 8)),
             radd.i.payload.tag.last.eq(rq.o.payload.tag.last & (u == U - 1)),
@@ -524,11 +575,12 @@ class PointwiseArray(wiring.Component):
         src_ready = Signal()
         take_rq = Signal()
         take_add = Signal()
+        srcx_ready = Signal()
         m.d.comb += [
             src_ready.eq(~o_valid | self.o.ready),
-            rq.o.ready.eq(Mux(use_res, join & (u == U - 1), src_ready)),
+            rq.o.ready.eq(Mux(beat_x, srcx_ready, Mux(use_res, join & (u == U - 1), src_ready))),
             radd.o.ready.eq(use_res & src_ready),
-            take_rq.eq(~use_res & rq.o.valid & src_ready),
+            take_rq.eq(~use_res & ~beat_x & rq.o.valid & src_ready),
             take_add.eq(use_res & radd.o.valid & src_ready),
             self.o.valid.eq(o_valid),
             self.o.payload.data.eq(gword),
@@ -546,11 +598,32 @@ class PointwiseArray(wiring.Component):
         with m.If(o_valid & self.o.ready & o_last):
             m.d.sync += busy.eq(0)
 
+        # ---- context 1: its own gather register and port, so its results never wait behind
+        # the ADD's pipeline (nor the ADD behind them)
+        gx = Signal(range(max(2, S)))
+        if NX > 1:
+            gxword = Signal(data.ArrayLayout(signed(8), C))
+            ox_valid = Signal()
+            take_x = beat_x & rq.o.valid & srcx_ready
+            m.d.comb += [
+                srcx_ready.eq(~ox_valid | self.ox.ready),
+                self.ox.valid.eq(ox_valid),
+                self.ox.payload.data.eq(gxword),
+            ]
+            with m.If(self.ox.ready):
+                m.d.sync += ox_valid.eq(0)
+            with m.If(take_x):
+                m.d.sync += gxword.as_value().word_select(gx, RL * 8).eq(rq.o.payload.data)
+                with m.If(gx == S - 1):
+                    m.d.sync += [gx.eq(0), ox_valid.eq(1)]
+                with m.Else():
+                    m.d.sync += gx.eq(gx + 1)
+
         # ---- restart state at start ---------------------------------------------------------
         with m.If(go):
             m.d.sync += [
                 full.eq(0), last_px.eq(0), wr_half.eq(0), wk.eq(0), in_done.eq(0),
                 k.eq(0), t.eq(0), waddr.eq(0), rd_half.eq(0),
-                j.eq(0), dt.eq(0), gj.eq(0), ga.eq(0), u.eq(0), rj.eq(0), rw_valid.eq(0),
+                j.eq(0), gj.eq(0), ga.eq(0), gx.eq(0), u.eq(0), rj.eq(0), rw_valid.eq(0),
             ]
         return m

@@ -1,0 +1,443 @@
+"""LayerEngine: the line buffer, depthwise engine and PE array wired per layer mode, chosen at run time.
+
+Why one component: a MobileNet layer (or fused group) is one pass of a stream through some of
+the three datapath blocks, and in the fused modes the intermediate tensors move between the
+blocks on chip and never reach DRAM. Every tensor the engine reads or writes (``i``, ``res``,
+``o``) has one format, NHWC words of ``lanes`` int8 channels (channels padded up to a multiple
+of ``lanes``), so a later DMA moves them without knowing the mode.
+
+Modes (`Mode`; ``cfg.mode``)::
+
+    PW        i ─▶ PE array ─▶ split ─▶ o                      1x1 conv (FC: one pixel)
+    DW        i ─▶ LineBuffer ─▶ DepthwiseEngine ─▶ o          3x3 depthwise, stride 1/2, any pads
+    CONV3     i ─▶ LineBuffer ─▶ 9 words/window ─▶ PE ─▶ split ─▶ o   3x3 conv, im2col on the fly
+    DW_PW     i ─▶ LineBuffer ─▶ DepthwiseEngine ─▶ PE ─▶ split ─▶ o  MobileNetV1 pair
+    PW_DW_PW  i ─▶ PE(expand) ─▶ split ─▶ LineBuffer ─▶ DepthwiseEngine ─▶ PE(project) ─▶ split ─▶ o
+              res ─▶ pack ─▶ the PE's residual ADD (optional)      MobileNetV2 inverted residual
+
+- The PE array emits one ``pe_cols``-channel word per (pixel, output tile); `WordSplitter` turns
+  it into ``lanes``-channel words and drops the words past ``ceil(O / lanes)`` of a pixel's last
+  tile. `WordPacker` does the inverse for the residual input.
+- CONV3: the line buffer's window of one chunk (9 words, taps in TFLite filter order) becomes 9
+  consecutive input words of the PE array, so a pixel's input vector is ``9 * chunks`` words in
+  (chunk, tap, lane) order; `conv3_weights` reorders a TFLite (O, 3, 3, I) filter to match.
+  Padded taps hold the input zero point (``lb.pad_value`` = the PE's ``in_zp``), so they add 0.
+- PW_DW_PW: the PE array runs both 1x1 convs, time-multiplexed per pixel with two contexts
+  (``pe.ctx[1]`` = expand, whose results leave on the PE's ``ox`` port for the line buffer;
+  ``pe.ctx[0]`` = project, to ``o``, optionally through the ADD). The expanded tensor exists
+  only as line-buffer rows. The ADD's other operand is the block input, which the DMA streams a
+  second time on ``res`` (one ``lanes`` word per output word, in output order).
+
+Deadlock freedom of PW_DW_PW. The PE array is one in-order pipeline: a result that cannot leave
+blocks everything behind it. Project results leave through ``o`` (the consumer's business);
+expand results go to the line buffer, which takes input row ``j`` only once the row it
+overwrites (``j - line_rows``) is no longer needed, i.e. once the windows of the out-rows that
+read it have been issued, and those windows become project pixels that must pass the same PE
+array. So an expand pixel is *admitted* to the PE array (rule A) only when the line buffer is
+certain to accept its whole row: ``j < line_rows`` or ``j < oy_done * stride - pad_top +
+line_rows``, where ``oy_done`` counts out-rows whose windows have all left the line buffer (the
+line buffer's own state is at least that far, so its flow control is at least as permissive).
+Then every expand result drains, the result path never blocks on the line buffer, and project
+pixels (which have priority at the PE input, rule B) always flow. Pixels enter the PE array whole
+(the arbiter switches sources only between pixels); a project pixel's words all exist once its
+first window is issued (the line buffer waits for whole columns), so holding the arbiter inside
+a pixel never waits on the PE. Rule C: the final project pixel (it carries the PE's ``last``) is
+admitted only after the whole input has been taken, because VALID/explicit padding may leave up
+to ``stride - 1`` trailing input rows that no window reads; with ``line_rows >= 4`` such a row is
+admissible under rule A while the last out-row is in progress, so rule C never waits forever
+(PW_DW_PW needs ``line_rows >= 4``).
+
+Throughput of PW_DW_PW: with ``line_rows = 4`` and stride 1 the PE array may expand one row
+ahead of the out-row whose windows are being issued; with stride 2 a row and a half. The
+measured busy fraction of the PE array is in scripts/bench_streaming.py.
+
+Run protocol: load weights (``wload``), tables (``tload``) and depthwise parameters (``pload``)
+while idle; set ``cfg`` (see `engine_cfg`) and pulse ``start``; stream exactly ``width * height
+* in_chunks`` words on ``i`` (and, with the ADD, one ``res`` word per output word); the output
+word flagged ``last`` ends the run. ``cfg`` is held stable from ``start`` until ``busy`` falls.
+"""
+
+import enum
+from types import SimpleNamespace
+
+import numpy as np
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from .config import Config
+from .depthwise import DepthwiseEngine, cfg_layout as dw_cfg_layout
+from .linebuffer import LineBuffer, window_geometry
+from .multiplier import DSP_KINDS
+from .pointwise import PointwiseArray, geometry
+from .word_packer import WordPacker
+from .word_splitter import WordSplitter, split_cfg
+
+__all__ = ["LayerEngine", "Mode", "engine_layouts", "engine_cfg", "conv3_weights"]
+
+
+class Mode(enum.IntEnum):
+    """Layer modes of `LayerEngine` (FULLY_CONNECTED is PW over one pixel)."""
+
+    PW = 0
+    DW = 1
+    CONV3 = 2
+    DW_PW = 3
+    PW_DW_PW = 4
+
+
+def _parts(config):
+    line_buffer = LineBuffer(config)
+    line_buffer._MustUse__silence = True   # built only for its layouts
+    splitter = WordSplitter(config)
+    splitter._MustUse__silence = True
+    pe = PointwiseArray(config, contexts=2)
+    pe._MustUse__silence = True
+    return line_buffer, splitter, pe
+
+
+def engine_layouts(config):
+    """Payload layouts of the `LayerEngine` ports: ``cfg``, ``i``, ``res``, ``o`` and the loads."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, not {config!r}")
+    lb, splitter, pe = _parts(config)
+    word = data.ArrayLayout(signed(8), config.lanes)
+    cfg = data.StructLayout({
+        "mode": unsigned(3),
+        "in_chunks": unsigned(bits_for(config.max_chunks)),
+        "lb": lb.cfg_layout,
+        "dw": dw_cfg_layout(),
+        "pe": pe.layouts.cfg,
+        "split": splitter.cfg_layout,
+        "split_x": splitter.cfg_layout,
+    })
+    from .depthwise import param_layout
+    return SimpleNamespace(
+        cfg=cfg,
+        i=data.StructLayout({"data": word}),
+        res=data.StructLayout({"data": word}),
+        o=data.StructLayout({"data": word, "last": 1}),
+        wload=pe.layouts.wload,
+        tload=pe.layouts.tload,
+        pload=param_layout(config),
+        pe_context=pe.layouts.context,
+    )
+
+
+def conv3_weights(w, config):
+    """A TFLite 3x3 conv filter (O, 3, 3, I) as the (O, 9 * chunks * lanes) matrix CONV3 uses.
+
+    The PE array's input vector of one pixel is the line buffer's windows of its chunks, 9 words
+    each: element ``(k * 9 + tap) * lanes + l`` is input channel ``k * lanes + l`` at tap
+    ``tap = dy * 3 + dx``. Channels past I get zero weights.
+    """
+    w = np.asarray(w)
+    if w.ndim != 4 or w.shape[1:3] != (3, 3):
+        raise ValueError(f"conv3 filter must have shape (O, 3, 3, I), not {w.shape}")
+    o, _, _, i = w.shape
+    lanes = config.lanes
+    chunks = -(-i // lanes)
+    wp = np.zeros((o, 9, chunks * lanes), w.dtype)
+    wp[:, :, :i] = w.reshape(o, 9, i)
+    return wp.reshape(o, 9, chunks, lanes).transpose(0, 2, 1, 3).reshape(o, chunks * 9 * lanes)
+
+
+def _context(config, k, o, *, in_zp, out_zp, act_min, act_max, weight_base=0, table_base=0):
+    lanes, C = config.lanes, config.pe_cols
+    g = geometry(config)
+    k_words, tiles = -(-k // lanes), -(-o // C)
+    if k_words > g.max_k_words:
+        raise ValueError(f"input vector of {k} channels exceeds max_k {config.max_k}")
+    if weight_base + k_words * tiles > config.weight_words:
+        raise ValueError(f"weights ({k_words * tiles} words from {weight_base}) exceed "
+                         f"weight_words {config.weight_words}")
+    if table_base + tiles > g.max_tiles:
+        raise ValueError(f"tables ({tiles} tiles from {table_base}) exceed max_out_channels "
+                         f"{config.max_out_channels}")
+    return {"k_words": k_words, "out_tiles": tiles, "in_zp": in_zp, "out_zp": out_zp,
+            "act_min": act_min, "act_max": act_max, "weight_base": weight_base,
+            "table_base": table_base}
+
+
+def engine_cfg(config, mode, *, width, height, in_channels, out_channels, pe=None, expand=None,
+               dw=None, stride=1, padding="SAME", add=None):
+    """The ``cfg`` port value (a dict for `verif.streams.pack`) of one engine run.
+
+    Parameters
+    ----------
+    mode : Mode
+    width, height, in_channels : int
+        The input tensor (for PW: any ``width * height`` pixels; FC: 1 x 1).
+    out_channels : int
+        Channels of the output tensor ``o``.
+    pe : dict
+        The PE array's (project) layer: ``in_zp``, ``out_zp``, ``act_min``, ``act_max`` and
+        optionally ``weight_base``, ``table_base`` (where its weights/tables were loaded).
+    expand : dict
+        PW_DW_PW only: the expand layer, same keys plus ``channels`` (expanded channels).
+    dw : dict
+        DW, DW_PW, PW_DW_PW: ``in_zp``, ``out_zp``, ``act_min``, ``act_max`` of the depthwise conv.
+    stride, padding
+        Of the 3x3 stage (`window_geometry`).
+    add : dict or None
+        Residual ADD parameters (`PointwiseArray`'s ``cfg.add``) for the project output.
+    """
+    mode = Mode(mode)
+    lanes = config.lanes
+    in_chunks = -(-in_channels // lanes)
+    zero_ctx = {"k_words": 1, "out_tiles": 1, "in_zp": 0, "out_zp": 0, "act_min": -128,
+                "act_max": 127, "weight_base": 0, "table_base": 0}
+    ctx0, ctx1 = dict(zero_ctx), dict(zero_ctx)
+    lb_width, lb_height, lb_chunks, pad_value = width, height, in_chunks, 0
+    split_x = split_cfg(lanes, config)
+    mid = in_channels
+    if mode in (Mode.DW, Mode.DW_PW, Mode.PW_DW_PW, Mode.CONV3):
+        if mode == Mode.PW_DW_PW:
+            mid = expand["channels"]
+            ctx1 = _context(config, in_channels, mid, **{k: v for k, v in expand.items() if k != "channels"})
+            split_x = split_cfg(mid, config)
+            lb_chunks = -(-mid // lanes)
+        pad_value = pe["in_zp"] if mode == Mode.CONV3 else dw["in_zp"]
+        if mode == Mode.PW_DW_PW and pad_value != expand["out_zp"]:
+            raise ValueError("the depthwise input zero point must be the expand output's")
+        g = window_geometry(width, height, stride, padding)
+        lb = {"width": width, "height": height, "chunks": lb_chunks, "stride": stride,
+              "pad_top": g.pad_top, "pad_bottom": g.pad_bottom, "pad_left": g.pad_left,
+              "pad_right": g.pad_right, "pad_value": pad_value, "out_width": g.out_width,
+              "out_height": g.out_height}
+    else:
+        lb = {"width": width, "height": height, "chunks": in_chunks, "stride": 1, "pad_top": 0,
+              "pad_bottom": 0, "pad_left": 0, "pad_right": 0, "pad_value": 0,
+              "out_width": width, "out_height": height}
+    if mode != Mode.DW:
+        k = {Mode.PW: in_channels, Mode.CONV3: 9 * in_chunks * lanes}.get(mode, -(-mid // lanes) * lanes)
+        ctx0 = _context(config, k, out_channels, **pe)
+    elif out_channels != in_channels:
+        raise ValueError(f"DW keeps the channel count: {in_channels} in, {out_channels} out")
+    add = add or {}
+    add_layout = engine_layouts(config).cfg["pe"].shape["add"].shape
+    return {
+        "mode": int(mode),
+        "in_chunks": in_chunks,
+        "lb": lb,
+        "dw": dict(dw) if dw else {"in_zp": 0, "out_zp": 0, "act_min": -128, "act_max": 127},
+        "pe": {"ctx": [ctx0, ctx1], "residual": int(bool(add)),
+               "add": {name: add.get(name, 0) for name, _ in add_layout}},
+        "split": split_cfg(out_channels, config),
+        "split_x": split_x,
+    }
+
+
+class LayerEngine(wiring.Component):
+    """One `LineBuffer`, one `DepthwiseEngine` and one `PointwiseArray` (two contexts), per mode.
+
+    Parameters
+    ----------
+    config : Config
+    dsp : str
+        ``"infer"`` or ``"ecp5"`` (see `RegisteredMultiplier`), for both engines.
+
+    Attributes
+    ----------
+    cfg : In(engine_layouts(config).cfg)
+        ``mode``; ``in_chunks`` (words per input pixel); ``lb`` (the line buffer's run; for PW
+        only ``width`` and ``height``, the pixel count being their product); ``dw`` (the
+        depthwise engine's zero points and clamp); ``pe`` (the PE array's two contexts, residual
+        flag and ADD parameters); ``split`` / ``split_x`` (`split_cfg` of the output and of the
+        expanded tensor). Build it with `engine_cfg`; hold it from ``start`` until ``busy`` falls.
+    start : In(1)
+        Begins a run when ``busy`` is low.
+    busy : Out(1)
+        High from ``start`` until the output word flagged ``last`` has been transferred.
+    wload, tload : In(stream)
+        The PE array's weight and table loads (ready while idle). Two-context layers load both
+        layers' weights and tables at their ``weight_base`` / ``table_base``.
+    pload : In(stream)
+        The depthwise engine's parameter load (one beat per chunk).
+    i, res : In(stream.Signature({"data": int8[lanes]}))
+        Input words; residual words (PW_DW_PW with ADD: the block input again, one word per
+        output word).
+    o : Out(stream.Signature({"data": int8[lanes], "last": 1}))
+        Output words, NHWC, ``ceil(out_channels / lanes)`` per pixel.
+    """
+
+    def __init__(self, config, *, dsp="infer"):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, not {config!r}")
+        if dsp not in DSP_KINDS:
+            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        self._config = config
+        self._dsp = dsp
+        self._layouts = engine_layouts(config)
+        lay = self._layouts
+        super().__init__({
+            "cfg": In(lay.cfg),
+            "start": In(1),
+            "busy": Out(1),
+            "wload": In(stream.Signature(lay.wload)),
+            "tload": In(stream.Signature(lay.tload)),
+            "pload": In(stream.Signature(lay.pload)),
+            "i": In(stream.Signature(lay.i)),
+            "res": In(stream.Signature(lay.res)),
+            "o": Out(stream.Signature(lay.o)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def layouts(self):
+        return self._layouts
+
+    def elaborate(self, platform):
+        m = Module()
+        config, cfg = self._config, self.cfg
+        rows = config.line_rows
+        lb = m.submodules.line_buffer = LineBuffer(config)
+        dw = m.submodules.depthwise = DepthwiseEngine(config, dsp=self._dsp)
+        pe = m.submodules.pe_array = PointwiseArray(config, dsp=self._dsp, contexts=2)
+        split = m.submodules.split = WordSplitter(config)
+        split_x = m.submodules.split_x = WordSplitter(config)
+        pack = m.submodules.pack = WordPacker(config)
+
+        mode = cfg.mode
+        is_pw, is_dw, is_conv3 = mode == Mode.PW, mode == Mode.DW, mode == Mode.CONV3
+        is_dwpw, is_block = mode == Mode.DW_PW, mode == Mode.PW_DW_PW
+        uses_lb = ~is_pw
+
+        # ---- configuration, loads and run control -------------------------------------------
+        m.d.comb += [
+            lb.cfg.eq(cfg.lb), dw.cfg.eq(cfg.dw), pe.cfg.eq(cfg.pe),
+            split.cfg.eq(cfg.split), split_x.cfg.eq(cfg.split_x), pack.cfg.eq(cfg.split),
+        ]
+        wiring.connect(m, wiring.flipped(self.wload), pe.wload)
+        wiring.connect(m, wiring.flipped(self.tload), pe.tload)
+        wiring.connect(m, wiring.flipped(self.pload), dw.pload)
+
+        running = Signal()
+        go = self.start & ~self.busy
+        m.d.comb += [
+            self.busy.eq(running | lb.busy | pe.busy),
+            lb.start.eq(go & uses_lb),
+            pe.start.eq(go & ~is_dw),
+        ]
+        with m.If(go):
+            m.d.sync += running.eq(1)
+        with m.If(self.o.valid & self.o.ready & self.o.payload.last):
+            m.d.sync += running.eq(0)
+
+        # ---- input position: (row, column, chunk) of the next word on i ---------------------
+        in_k = Signal(range(max(2, config.max_chunks)))
+        in_x = Signal(range(config.max_width + 1))
+        in_y = Signal(range(lb.max_height + 1))
+        in_done = Signal()
+        def raster(fire, k, k_last, x, x_last):
+            """Step (column x, chunk k) on ``fire``; returns "this step ends a row"."""
+            with m.If(fire):
+                m.d.sync += k.eq(Mux(k == k_last, 0, k + 1))
+                with m.If(k == k_last):
+                    m.d.sync += x.eq(Mux(x == x_last, 0, x + 1))
+            return fire & (k == k_last) & (x == x_last)
+
+        in_row_end = raster(self.i.valid & self.i.ready, in_k, cfg.in_chunks - 1, in_x,
+                            cfg.lb.width - 1)
+        in_final = in_row_end & (in_y == cfg.lb.height - 1)
+        with m.If(in_row_end):
+            m.d.sync += in_y.eq(in_y + 1)
+        with m.If(in_final):
+            m.d.sync += in_done.eq(1)
+
+        # ---- out-rows finished by the line buffer (PW_DW_PW admission, rule A) ---------------
+        w_k = Signal(range(max(2, config.max_chunks)))
+        w_x = Signal(range(config.max_width + 2 * 2))
+        admit_lim = Signal(signed(bits_for(lb.max_height + 2 * rows) + 1))
+        with m.If(raster(lb.o.valid & lb.o.ready, w_k, cfg.lb.chunks - 1, w_x,
+                         cfg.lb.out_width - 1)):
+            m.d.sync += admit_lim.eq(admit_lim + cfg.lb.stride)
+        admissible = (in_y < rows) | (in_y < admit_lim)
+
+        # project pixels seen by the arbiter (rule C needs the final one)
+        p_x = Signal(range(config.max_width + 2 * 2))
+        p_y = Signal(range(lb.max_height + 2 * 2))
+        final_project = (p_x == cfg.lb.out_width - 1) & (p_y == cfg.lb.out_height - 1)
+
+        with m.If(go):
+            m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
+                         admit_lim.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0)]
+
+        # ---- CONV3: a window becomes 9 words ---------------------------------------------------
+        tap = Signal(range(9))
+        tap_word = lb.o.payload.taps[tap]
+
+        # ---- PW_DW_PW arbiter at the PE input: whole pixels, project first --------------------
+        mid = Signal()            # inside a pixel
+        mid_dw = Signal()         # ... which comes from the depthwise engine
+        a_k = Signal(range(max(2, config.max_chunks)))   # word within the pixel
+        pick_dw = Signal()
+        pick_i = Signal()
+        m.d.comb += [
+            pick_dw.eq(Mux(mid, mid_dw, dw.o.valid & (~final_project | in_done))),
+            pick_i.eq(Mux(mid, ~mid_dw, ~pick_dw & admissible & ~in_done)),
+        ]
+        a_words_last = Mux(pick_dw, cfg.lb.chunks - 1, cfg.in_chunks - 1)
+        a_take = pe.i.valid & pe.i.ready & is_block
+        with m.If(a_take):
+            with m.If(a_k == a_words_last):
+                m.d.sync += [a_k.eq(0), mid.eq(0)]
+                with m.If(pick_dw):
+                    with m.If(p_x == cfg.lb.out_width - 1):
+                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1)]
+                    with m.Else():
+                        m.d.sync += p_x.eq(p_x + 1)
+            with m.Else():
+                m.d.sync += [a_k.eq(a_k + 1), mid.eq(1), mid_dw.eq(pick_dw)]
+        with m.If(go):
+            m.d.sync += [a_k.eq(0), mid.eq(0), tap.eq(0)]
+
+        # ---- PE array input ---------------------------------------------------------------------
+        pi = pe.i.payload
+        with m.If(is_pw):
+            m.d.comb += [pe.i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
+                         pi.last.eq(in_final), self.i.ready.eq(pe.i.ready)]
+        with m.Elif(is_conv3):
+            m.d.comb += [pe.i.valid.eq(lb.o.valid), pi.data.eq(tap_word),
+                         pi.last.eq(lb.o.payload.last & (tap == 8)),
+                         lb.o.ready.eq(pe.i.ready & (tap == 8))]
+            with m.If(pe.i.valid & pe.i.ready):
+                m.d.sync += tap.eq(Mux(tap == 8, 0, tap + 1))
+        with m.Elif(is_dwpw):
+            m.d.comb += [pe.i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
+                         pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe.i.ready)]
+        with m.Elif(is_block):
+            with m.If(pick_dw):
+                m.d.comb += [pe.i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
+                             pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe.i.ready)]
+            with m.Elif(pick_i):
+                m.d.comb += [pe.i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
+                             pi.ctx.eq(1), self.i.ready.eq(pe.i.ready)]
+
+        # ---- line buffer input and depthwise engine input ---------------------------------------
+        with m.If(is_block):
+            m.d.comb += [lb.i.valid.eq(split_x.o.valid), lb.i.payload.eq(split_x.o.payload.data),
+                         split_x.o.ready.eq(lb.i.ready)]
+        with m.Elif(~is_pw):
+            m.d.comb += [lb.i.valid.eq(self.i.valid), lb.i.payload.eq(self.i.payload.data),
+                         self.i.ready.eq(lb.i.ready)]
+        with m.If(~is_conv3):
+            m.d.comb += [dw.i.valid.eq(lb.o.valid & uses_lb), dw.i.payload.eq(lb.o.payload),
+                         lb.o.ready.eq(dw.i.ready)]
+        wiring.connect(m, pe.ox, split_x.i)
+
+        # ---- residual words and output ----------------------------------------------------------
+        wiring.connect(m, wiring.flipped(self.res), pack.i)
+        wiring.connect(m, pack.o, pe.res)
+        wiring.connect(m, pe.o, split.i)
+        with m.If(is_dw):
+            m.d.comb += [self.o.valid.eq(dw.o.valid), self.o.payload.data.eq(dw.o.payload.data),
+                         self.o.payload.last.eq(dw.o.payload.last), dw.o.ready.eq(self.o.ready)]
+        with m.Else():
+            m.d.comb += [self.o.valid.eq(split.o.valid), self.o.payload.eq(split.o.payload),
+                         split.o.ready.eq(self.o.ready)]
+        return m

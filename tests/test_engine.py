@@ -1,0 +1,144 @@
+"""LayerEngine (hdl/engine.py): every layer mode against verif/golden under Verilator.
+
+Random layers (odd sizes, channel counts that are not multiples of lanes or pe_cols, stride 2
+on odd sizes, SAME / VALID / explicit pads, zero points at -128 and 127, random stalls on i,
+res and o) run back to back on one DUT per test; the seed is in every failure message. Real
+layers cut from ../shared/models are in tests/test_engine_models.py.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from dwfuse.hdl.config import Config, preset
+from dwfuse.hdl.engine import LayerEngine, Mode, conv3_weights, engine_cfg
+from dwfuse.hdl.word_splitter import split_cfg
+from dwfuse.verif.sim import design_sources, run_cocotb
+from dwfuse.verif.tb_engine import (CASE_ENV, STATS_ENV, add_layer, conv3_layer, dw_layer,
+                                    make_run, pw_layer, write_case)
+
+TOPLEVEL = "layer_engine"
+
+
+def simulate(tmp_path, config, runs, seed, dsp="infer"):
+    """Run ``runs`` on one engine build; returns the per-run statistics."""
+    case, stats = tmp_path / "case.pkl", tmp_path / "stats.json"
+    write_case(case, config, runs)
+    run_cocotb(design_sources(LayerEngine(config, dsp=dsp), TOPLEVEL), TOPLEVEL,
+               "dwfuse.verif.tb_engine", seed=seed,
+               extra_env={CASE_ENV: str(case), STATS_ENV: str(stats)})
+    return json.loads(stats.read_text())
+
+
+def _x(rng, h, w, c):
+    return rng.integers(-128, 128, (h, w, c)).astype(np.int8)
+
+
+def _padding(rng):
+    return [ "SAME", "VALID", (1, 1, 1, 1), (0, 1, 1, 0), (2, 0, 0, 2)][int(rng.integers(5))]
+
+
+def _size(rng, padding, lo=1, hi=8):
+    if padding == "VALID":
+        lo = 3
+    elif not isinstance(padding, str):
+        lo = max(lo, 3 - min(padding[0] + padding[1], padding[2] + padding[3]))
+    return int(rng.integers(lo, hi)), int(rng.integers(lo, hi))
+
+
+def random_run(rng, config, mode, *, idle=0.3, stall=0.3, zps=None):
+    """A random layer of ``mode`` within the tiny preset's limits."""
+    lanes = config.lanes
+    zp_in, zp_out = zps or (None, None)
+    stride = int(rng.choice([1, 2]))
+    padding = _padding(rng)
+    h, w = _size(rng, padding)
+    kw = dict(idle=idle, stall=stall)
+    if mode == "FC":
+        k, o = int(rng.integers(1, 4 * lanes * 3)), int(rng.integers(1, 3 * config.pe_cols + 2))
+        return make_run(config, Mode.PW, _x(rng, 1, 1, k), pe=pw_layer(rng, k, o, zp_in, zp_out),
+                        name="FC", **kw)
+    if mode == "PW":
+        k, o = int(rng.integers(1, 5 * lanes)), int(rng.integers(1, 3 * config.pe_cols + 2))
+        return make_run(config, Mode.PW, _x(rng, h, w, k), pe=pw_layer(rng, k, o, zp_in, zp_out),
+                        **kw)
+    if mode == "DW":
+        c = int(rng.integers(1, 4 * lanes))
+        return make_run(config, Mode.DW, _x(rng, h, w, c), dw=dw_layer(rng, c, zp_in, zp_out),
+                        stride=stride, padding=padding, **kw)
+    if mode == "CONV3":
+        c = int(rng.choice([1, 3, int(rng.integers(1, 2 * lanes + 2))]))
+        o = int(rng.integers(1, 3 * config.pe_cols))
+        return make_run(config, Mode.CONV3, _x(rng, h, w, c), pe=conv3_layer(rng, c, o, zp_in, zp_out),
+                        stride=stride, padding=padding, **kw)
+    if mode == "DW_PW":
+        c, o = int(rng.integers(1, 4 * lanes)), int(rng.integers(1, 3 * config.pe_cols))
+        dw = dw_layer(rng, c, zp_in)
+        pe = pw_layer(rng, c, o, dw["out_zp"], zp_out)
+        return make_run(config, Mode.DW_PW, _x(rng, h, w, c), dw=dw, pe=pe, stride=stride,
+                        padding=padding, **kw)
+    if mode in ("PW_DW_PW", "PW_DW_PW_ADD"):
+        residual = mode.endswith("ADD")
+        c = int(rng.integers(1, 3 * lanes))
+        mid = int(rng.integers(1, 4 * lanes))
+        o = c if residual else int(rng.integers(1, 3 * config.pe_cols))
+        expand = pw_layer(rng, c, mid, zp_in)
+        dw = dw_layer(rng, mid, expand["out_zp"])
+        pe = pw_layer(rng, mid, o, dw["out_zp"], zp_out)
+        if residual:
+            stride, padding = 1, "SAME"
+        return make_run(config, Mode.PW_DW_PW, _x(rng, h, w, c), expand=expand, dw=dw, pe=pe,
+                        stride=stride, padding=padding,
+                        add_params=add_layer(rng) if residual else None, name=mode, **kw)
+    raise ValueError(mode)
+
+
+MODES = ["PW", "FC", "DW", "CONV3", "DW_PW", "PW_DW_PW", "PW_DW_PW_ADD"]
+
+
+# ---- pure Python ---------------------------------------------------------------------------
+
+
+def test_conv3_weights_order():
+    config = preset("tiny")  # 4 lanes
+    w = np.arange(2 * 9 * 5, dtype=np.int64).reshape(2, 3, 3, 5).astype(np.int8)
+    m = conv3_weights(w, config)
+    assert m.shape == (2, 2 * 9 * 4)
+    # element (k * 9 + tap) * lanes + l is channel k * lanes + l at tap dy * 3 + dx
+    assert m[1, (1 * 9 + 7) * 4 + 0] == w[1, 2, 1, 4]
+    assert m[0, (0 * 9 + 3) * 4 + 2] == w[0, 1, 0, 2]
+    assert m[0, (1 * 9 + 3) * 4 + 1] == 0   # channel 5 does not exist
+
+
+def test_split_cfg():
+    config = preset("ecp5")  # 8 lanes, 16 columns: 2 words per tile
+    assert split_cfg(24, config) == {"tiles": 2, "last_words": 1}
+    assert split_cfg(32, config) == {"tiles": 2, "last_words": 2}
+    assert split_cfg(3, config) == {"tiles": 1, "last_words": 1}
+
+
+def test_engine_cfg_rejects_oversized_layers():
+    config = preset("tiny")
+    ctx = {"in_zp": 0, "out_zp": 0, "act_min": -128, "act_max": 127}
+    with pytest.raises(ValueError, match="max_k"):
+        engine_cfg(config, Mode.PW, width=1, height=1, in_channels=config.max_k + 1,
+                   out_channels=4, pe=ctx)
+    with pytest.raises(ValueError, match="weight_words"):
+        engine_cfg(config, Mode.PW, width=1, height=1, in_channels=config.max_k,
+                   out_channels=config.max_out_channels, pe=ctx)
+
+
+# ---- RTL -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tiny_every_mode_with_stalls(tmp_path, seed):
+    """One random layer per mode, back to back, with stalls; zero points at the int8 ends."""
+    config = preset("tiny")
+    rng = np.random.default_rng(seed)
+    runs = []
+    for n, mode in enumerate(MODES):
+        zps = [(-128, 127), (127, -128), None][(n + seed) % 3]
+        runs.append(random_run(rng, config, mode, zps=zps, idle=0.3, stall=0.4))
+    simulate(tmp_path, config, runs, seed)
