@@ -15,7 +15,17 @@ Dataflow terms used throughout hdl/:
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["Config", "PRESETS", "preset"]
+__all__ = ["Config", "PRESETS", "preset", "MULTIPLIER_ROLES", "LUT_MULTIPLIER_ROLES"]
+
+#: The multipliers of the datapath, by role (who owns them, and their operand sizes):
+#: ``dw_taps`` (DepthwiseEngine, 9 x lanes int9 x int8), ``dw_requant`` (its Requantizer, 4
+#: 16x16 partial products per lane), ``pe`` (PointwiseArray, lanes x pe_cols int8 x int8),
+#: ``pe_requant`` (its requantizers, 4 per lane), ``residual_add`` (12 per ADD lane).
+MULTIPLIER_ROLES = ("dw_taps", "dw_requant", "pe", "pe_requant", "residual_add")
+
+#: Roles whose component can build its multipliers from LUTs (``RegisteredMultiplier`` kind
+#: ``"lut"``) instead of DSPs. Others take the ``dsp`` kind they are given.
+LUT_MULTIPLIER_ROLES = ("dw_taps",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,16 @@ class Config:
     residual_lanes : int or None
         TFLite ADDs per cycle of the PE array's residual add (each costs about three
         requantizers' multipliers); None means ``requant_lanes``, which must be a multiple.
+    line_bank_depth : int or None
+        Words per line-buffer memory (each of ``line_rows x 3`` banks). A row fits when
+        ``ceil(width / 3) * ceil(channels / lanes) <= line_bank_depth`` (see
+        `line_buffer_fits`), so narrow rows may have many channels and wide rows few. None means
+        ``ceil(max_width / 3) * max_chunks``: any row up to max_width x max_channels, which for
+        the ecp5 preset would be 75 x 160 = 12,000 words per bank (12 banks: ~340 DP16KD).
+    lut_multipliers : tuple of str
+        Roles (of `LUT_MULTIPLIER_ROLES`) whose multipliers are built from LUTs and carry
+        chains rather than DSPs, whatever ``dsp`` kind the build asks for; see
+        `multiplier_kind`. This is how a preset states its DSP budget.
     """
 
     name: str
@@ -62,6 +82,8 @@ class Config:
     max_out_channels: int
     bus_bytes: int
     residual_lanes: int | None = None
+    line_bank_depth: int | None = None
+    lut_multipliers: tuple = ()
 
     def __post_init__(self):
         for field in ("lanes", "pe_cols", "requant_lanes", "max_width", "max_channels", "line_rows",
@@ -81,6 +103,16 @@ class Config:
                                  f"residual_lanes {self.residual_lanes}")
         if self.line_rows < 3:
             raise ValueError(f"line_rows must be at least 3 for 3x3 windows, not {self.line_rows}")
+        if self.line_bank_depth is not None and (not isinstance(self.line_bank_depth, int)
+                                                 or self.line_bank_depth <= 0):
+            raise TypeError(f"Config.line_bank_depth must be a positive integer or None, "
+                            f"not {self.line_bank_depth!r}")
+        if not isinstance(self.lut_multipliers, tuple):
+            raise TypeError(f"Config.lut_multipliers must be a tuple, not {self.lut_multipliers!r}")
+        for role in self.lut_multipliers:
+            if role not in LUT_MULTIPLIER_ROLES:
+                raise ValueError(f"Config.lut_multipliers: {role!r} is not a role that can be built "
+                                 f"from LUTs ({', '.join(LUT_MULTIPLIER_ROLES)})")
 
     @property
     def pe_macs_per_cycle(self):
@@ -95,6 +127,27 @@ class Config:
         """Words per pixel of the widest line-buffer row."""
         return self.max_channels // self.lanes
 
+    @property
+    def line_buffer_depth(self):
+        """Words per line-buffer bank: ``line_bank_depth``, or the max_width x max_channels default."""
+        if self.line_bank_depth is not None:
+            return self.line_bank_depth
+        return -(-self.max_width // 3) * self.max_chunks
+
+    def line_buffer_fits(self, width, channels):
+        """Whether a ``width``-pixel row of ``channels`` channels fits one line-buffer row slot.
+
+        The compiler checks each 3x3 layer's input row with this (and tiles columns when not).
+        """
+        return (1 <= width <= self.max_width and 1 <= channels <= self.max_channels
+                and -(-width // 3) * -(-channels // self.lanes) <= self.line_buffer_depth)
+
+    def multiplier_kind(self, role, dsp):
+        """The `RegisteredMultiplier` kind for ``role`` in a build asking for ``dsp``."""
+        if role not in MULTIPLIER_ROLES:
+            raise ValueError(f"role must be one of {MULTIPLIER_ROLES}, not {role!r}")
+        return "lut" if role in self.lut_multipliers else dsp
+
     def as_dict(self):
         return asdict(self)
 
@@ -107,10 +160,13 @@ PRESETS = {
     # models' residual layers wait for the ADD).
     "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
                    line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
-                   residual_lanes=1),
+                   residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps",)),
     # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
+    # Line buffer sized as ecp5's: MobileNetV2-1.0-224's rows at 32 lanes need at most
+    # ceil(112/3) * 3 = 114 words per bank (the default would be 3,000).
     "b4096": Config(name="b4096", lanes=32, pe_cols=64, requant_lanes=16, max_width=224, max_channels=1280,
-                    line_rows=4, max_k=1280, weight_words=1024, max_out_channels=2048, bus_bytes=16),
+                    line_rows=4, max_k=1280, weight_words=1024, max_out_channels=2048, bus_bytes=16,
+                    line_bank_depth=114),
     # Small configuration for fast component simulations.
     "tiny": Config(name="tiny", lanes=4, pe_cols=4, requant_lanes=2, max_width=32, max_channels=64,
                    line_rows=4, max_k=256, weight_words=256, max_out_channels=128, bus_bytes=8,

@@ -28,20 +28,25 @@ Pipeline (one window per cycle)::
     S3  multiplier operand registers            S7  part0 + part1, part2 + bias
     S4  xs * w (int9 x int8 → int17)            S8  acc = wrap_int32(sum of both), mult./shift
 
-- The weight RAM is read when the window is accepted and its output registered in the fabric
-  (S2) before it goes to the multipliers, because ECP5 block RAM clock-to-out (~5.8 ns
-  without the output register) plus routing to a DSP column does not fit a 150 MHz cycle. The
-  bias (S6) and the multiplier/shift (S8) are likewise registered straight out of their RAMs.
-- The ``9 * lanes`` multipliers are `RegisteredMultiplier`s (S3 operands, S4 product): with
-  ``dsp="ecp5"`` both registers are the MULT18X18D's own. With ~100 DSPs spread over the
-  device, the route from a DSP's output to its lane's adder tree measured 7-8 ns on an
-  LFE5U-85F, more than a 150 MHz cycle with an adder behind it: S5 gives that route a cycle of
-  its own (the placer can put the register half-way).
+- The weight RAM is read when the window is accepted and its data registered (S2) before it
+  goes to the multipliers, because ECP5 block RAM clock-to-out (~5.8 ns without the output
+  register) plus routing does not fit a 150 MHz cycle. The bias (S6) and the multiplier/shift
+  (S8) are likewise registered straight out of their RAMs. Each RAM is a `BlockRAM` (read
+  latency 2): with ``ram="ecp5"`` (the default when ``dsp="ecp5"``) that register is the
+  DP16KD's own output register, which Yosys would never map by itself.
+- The ``9 * lanes`` multipliers are `RegisteredMultiplier`s of kind
+  ``config.multiplier_kind("dw_taps", dsp)``. DSP kinds: S3 operands, S4 product (with
+  ``dsp="ecp5"`` both registers are the MULT18X18D's own), then S5 in the fabric: with ~100
+  DSPs spread over the device, the route from a DSP's output to its lane's adder tree measured
+  7-8 ns on an LFE5U-85F, more than a 150 MHz cycle with an adder behind it, so S5 gives that
+  route a cycle of its own. Kind ``"lut"`` (the ecp5 preset: its 156 DSPs go to the PE array,
+  see ``hdl/config.py``): a shift-and-add with registers S3 (operands), S4 (four sums of two
+  partial products) and S5 (the product), so the pipeline is the same length either way.
 - The adder tree does at most a 3-input add of ~19 bits or a 2-input add of 32 bits per stage.
 
-The per-channel parameters live in three `Memory`s of ``max_chunks`` words (weights, bias,
+The per-channel parameters live in three `BlockRAM`s of ``max_chunks`` words (weights, bias,
 multiplier + shift), each read shortly before the stage that needs it, so no parameter rides
-through the pipeline in flip-flops. Each is one write port (``pload``) + one synchronous,
+through the pipeline in flip-flops. Each is one write port (``pload``) + one registered,
 non-transparent read port: a pseudo-dual-port block RAM.
 
 Flow control: S1..S8 never stall and have no clock enable. A window is accepted only against a
@@ -74,10 +79,10 @@ import numpy as np
 from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .block_ram import RAM_PRIMITIVES, BlockRAM
 from .config import Config
 from .multiplier import DSP_KINDS, RegisteredMultiplier
 from .requant import Requantizer
@@ -228,7 +233,11 @@ class DepthwiseEngine(wiring.Component):
         `RegisteredMultiplier`): ``"infer"`` (portable; plain simulation) or ``"ecp5"``
         (registered MULT18X18D instances, which ECP5 builds need: Yosys packs no fabric
         registers into ECP5 DSPs, and a combinational DSP between fabric registers measured
-        68 MHz here).
+        68 MHz here). The taps use ``"lut"`` instead when the Config says so
+        (``lut_multipliers``), whatever ``dsp`` is.
+    ram : str or None
+        `BlockRAM` primitive of the parameter memories: ``"infer"`` or ``"ecp5"``; None (default)
+        means ``"ecp5"`` when ``dsp="ecp5"``, else ``"infer"``.
 
     Attributes
     ----------
@@ -246,12 +255,18 @@ class DepthwiseEngine(wiring.Component):
         per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
 
-    def __init__(self, config, *, dsp="infer"):
+    def __init__(self, config, *, dsp="infer", ram=None):
         _check_config(config)
         if dsp not in DSP_KINDS:
             raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        if ram is None:
+            ram = "ecp5" if dsp == "ecp5" else "infer"
+        if ram not in RAM_PRIMITIVES:
+            raise ValueError(f"ram must be one of {RAM_PRIMITIVES}, not {ram!r}")
         self._config = config
         self._dsp = dsp
+        self._ram = ram
+        self._tap_kind = config.multiplier_kind("dw_taps", dsp)
         self._requant = Requantizer(config.lanes, unsigned(1), dsp=dsp)
         super().__init__({
             "i": In(stream.Signature(window_layout(config))),
@@ -269,6 +284,15 @@ class DepthwiseEngine(wiring.Component):
         return self._dsp
 
     @property
+    def ram(self):
+        return self._ram
+
+    @property
+    def tap_kind(self):
+        """`RegisteredMultiplier` kind of the tap multipliers (``config.multiplier_kind``)."""
+        return self._tap_kind
+
+    @property
     def latency(self):
         # S1..S8, the FIFO's write-to-read latency (2 for SyncFIFOBuffered), the requantizer
         # (checked by the testbench's throughput test).
@@ -282,16 +306,14 @@ class DepthwiseEngine(wiring.Component):
 
         rq = m.submodules.requant = self._requant
 
-        # ---- parameter memories: one write (pload) and one read port each -------------------
+        # ---- parameter memories: one write (pload) and one read port each, read latency 2 ----
         word = data.ArrayLayout(signed(8), lanes)
-        m.submodules.w_mem = w_mem = Memory(shape=data.ArrayLayout(word, 9), depth=depth, init=[])
-        m.submodules.b_mem = b_mem = Memory(shape=data.ArrayLayout(signed(32), lanes), depth=depth,
-                                            init=[])
         rq_params = data.StructLayout({"multiplier": data.ArrayLayout(signed(32), lanes),
                                        "shift": data.ArrayLayout(signed(6), lanes)})
-        m.submodules.q_mem = q_mem = Memory(shape=rq_params, depth=depth, init=[])
-        w_wr, b_wr, q_wr = w_mem.write_port(), b_mem.write_port(), q_mem.write_port()
-        w_rd, b_rd, q_rd = w_mem.read_port(), b_mem.read_port(), q_mem.read_port()
+        w_mem = m.submodules.w_mem = BlockRAM(data.ArrayLayout(word, 9), depth, primitive=self._ram)
+        b_mem = m.submodules.b_mem = BlockRAM(data.ArrayLayout(signed(32), lanes), depth,
+                                              primitive=self._ram)
+        q_mem = m.submodules.q_mem = BlockRAM(rq_params, depth, primitive=self._ram)
 
         # ---- flow control: credits for the accumulator FIFO -----------------------------------
         # Every accepted window owns a FIFO entry until its accumulators leave the FIFO, so the
@@ -311,10 +333,10 @@ class DepthwiseEngine(wiring.Component):
 
         pl = self.pload.payload
         write = self.pload.valid & self.pload.ready
-        for port, value in ((w_wr, pl.weights), (b_wr, pl.bias)):
-            m.d.comb += [port.addr.eq(pl.chunk), port.data.eq(value), port.en.eq(write)]
-        m.d.comb += [q_wr.addr.eq(pl.chunk), q_wr.data.multiplier.eq(pl.multiplier),
-                     q_wr.data.shift.eq(pl.shift), q_wr.en.eq(write)]
+        for ram, value in ((w_mem, pl.weights), (b_mem, pl.bias)):
+            m.d.comb += [ram.w_addr.eq(pl.chunk), ram.w_data.eq(value), ram.w_en.eq(write)]
+        m.d.comb += [q_mem.w_addr.eq(pl.chunk), q_mem.w_data.multiplier.eq(pl.multiplier),
+                     q_mem.w_data.shift.eq(pl.shift), q_mem.w_en.eq(write)]
 
         def stage(name, shape, value):
             """A reset-less pipeline register loaded with ``value`` on every clock edge."""
@@ -331,47 +353,45 @@ class DepthwiseEngine(wiring.Component):
 
         # ---- S1: the window registered; weight RAM read for its chunk -----------------------
         win = self.i.payload
-        m.d.comb += w_rd.addr.eq(win.chunk)
+        m.d.comb += w_mem.r_addr.eq(win.chunk)
         taps1 = stage("s1_taps", data.ArrayLayout(word, 9), win.taps)
         chunk = carry("chunk", stage("s1_chunk", chunk_shape, win.chunk), chunk_shape,
                       1, MAC_STAGES)
         last = carry("last", stage("s1_last", 1, win.last), 1, 1, MAC_STAGES)
 
-        # ---- S2: input zero point removed (int9); weights registered out of block RAM --------
+        # ---- S2: input zero point removed (int9); weights in the RAM's output register ------
         xs2 = [[stage(f"s2_xs{t}_{l}", signed(9), taps1[t][l] - self.cfg.in_zp)
                 for l in range(lanes)] for t in range(9)]
-        w2 = [[stage(f"s2_w{t}_{l}", signed(8), w_rd.data[t][l]) for l in range(lanes)]
-              for t in range(9)]
+        w2 = [[w_mem.r_data[t][l] for l in range(lanes)] for t in range(9)]
 
-        # ---- S3, S4: nine int9 x int8 products per lane (operand and product registers) -------
-        prod = [[None] * lanes for _ in range(9)]
+        # ---- S3..S5: nine int9 x int8 products per lane. DSP kinds: operand (S3) and product
+        # (S4) registers, then S5 in the fabric for the route from the DSP column. "lut" kind:
+        # a 3-stage shift-and-add in the fabric whose last register is S5.
+        prod5 = [[None] * lanes for _ in range(9)]
         for t in range(9):
             for l in range(lanes):
                 mul = m.submodules[f"mul{t}_{l}"] = RegisteredMultiplier(
-                    signed(9), signed(8), dsp=self._dsp)
+                    signed(9), signed(8), dsp=self._tap_kind)
                 m.d.comb += [mul.a.eq(xs2[t][l]), mul.b.eq(w2[t][l])]
-                prod[t][l] = mul.p[:17].as_signed()  # |xs * w| <= 255 * 128 fits int17
-        assert RegisteredMultiplier.LATENCY == 2
+                p = mul.p[:17].as_signed()  # |xs * w| <= 255 * 128 fits int17
+                assert mul.latency in (2, 3)
+                prod5[t][l] = p if mul.latency == 3 else stage(f"s5_p{t}_{l}", signed(17), p)
+        m.d.comb += b_mem.r_addr.eq(chunk[4])  # bias data arrives with S6
 
-        # ---- S5: products registered again in the fabric (the route from the DSP column) -----
-        prod5 = [[stage(f"s5_p{t}_{l}", signed(17), prod[t][l]) for l in range(lanes)]
-                 for t in range(9)]
-        m.d.comb += b_rd.addr.eq(chunk[4])  # bias data arrives with S5
-
-        # ---- S6: products added three by three; bias registered out of block RAM -------------
+        # ---- S6: products added three by three; bias in the RAM's output register -----------
         part = [[stage(f"s6_part{j}_{l}", signed(19),
                        prod5[3 * j][l] + prod5[3 * j + 1][l] + prod5[3 * j + 2][l])
                  for l in range(lanes)] for j in range(3)]
-        bias6 = [stage(f"s6_bias_{l}", signed(32), b_rd.data[l]) for l in range(lanes)]
+        bias6 = [b_mem.r_data[l] for l in range(lanes)]
 
         # ---- S7, S8: + bias, wrapping to int32 as TFLite's int32 accumulator does ------------
-        m.d.comb += q_rd.addr.eq(chunk[6])  # multiplier/shift data arrive with S7
+        m.d.comb += q_mem.r_addr.eq(chunk[6])  # multiplier/shift data arrive with S8
         pa = [stage(f"s7_pa_{l}", signed(20), part[0][l] + part[1][l]) for l in range(lanes)]
         pb = [stage(f"s7_pb_{l}", signed(32), (part[2][l] + bias6[l])[:32].as_signed())
               for l in range(lanes)]
         acc = [stage(f"s8_acc_{l}", signed(32), (pa[l] + pb[l])[:32].as_signed())
                for l in range(lanes)]
-        q8 = stage("s8_q", rq_params, q_rd.data)
+        q8 = q_mem.r_data
 
         # ---- accumulator FIFO (never full: see the credits above) → requantizer ---------------
         # The FIFO's output register is the only stalling register outside the requantizer;

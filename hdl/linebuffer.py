@@ -16,8 +16,8 @@ Dataflow (one run; NHWC, a *word* is `lanes` int8 channels of one pixel):
 Memory organisation. ``line_rows`` row *slots* (input row ``r`` lives in slot ``r % line_rows``),
 each split into 3 *banks* by ``column % 3``: the 3 columns of a window always sit in 3 different
 banks, and its 3 rows in 3 different slots, so one cycle's 9 taps come from 9 different memories.
-Each (slot, bank) pair is one `Memory` of `bank_depth` words with one write port and one
-synchronous, non-transparent read port (a pseudo-dual-port block RAM); column ``c``, chunk ``k``
+Each (slot, bank) pair is one `BlockRAM` of `bank_depth` words with one write port and one
+registered, non-transparent read port (a pseudo-dual-port block RAM); column ``c``, chunk ``k``
 sits at address ``(c // 3) * chunks + k``. Packing by the run-time ``chunks`` (not by
 ``max_chunks``) means a row fits when ``ceil(width / 3) * chunks <= bank_depth``, so narrow rows
 may have many channels and wide rows few (see `LineBuffer.fits`).
@@ -36,10 +36,10 @@ sustain one window per cycle:
 Since a window needs rows up to ``r0 + 2`` and the producer can only be blocked on rows at least
 ``r0 + line_rows >= r0 + 3``, the two conditions never wait on each other (no deadlock).
 
-Timing. A window issued in cycle t reads the memories in t; the words sit in the RAMs' output
-latches in t+1 and in fabric registers in t+2 (nothing but a register after an ECP5 block RAM,
-whose clock-to-out is ~6 ns); the slot/bank muxes and padding fill the output register, valid
-from t+3. A window is issued at the earliest the cycle after its last input word is taken, so the
+Timing. A window issued in cycle t reads the memories in t; the words sit in the RAMs' read
+latches in t+1 and in their output registers in t+2 (`BlockRAM`: an ECP5 block RAM read
+straight from its latch has a ~6 ns clock-to-out); the slot/bank muxes and padding fill the
+output register, valid from t+3. A window is issued at the earliest the cycle after its last input word is taken, so the
 latency from that word to the window is 4 cycles. With no stalls, stride 1 sustains one window
 per cycle while the input takes one word per cycle (``out_width * chunks`` windows per
 ``width * chunks`` words: exactly 1 for SAME; ``(width - 2) / width`` for VALID, where the input
@@ -52,10 +52,10 @@ from typing import NamedTuple
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
+from .block_ram import RAM_PRIMITIVES, BlockRAM
 from .config import Config
 
 __all__ = ["LineBuffer", "WindowGeometry", "window_geometry", "MAX_PAD"]
@@ -135,12 +135,17 @@ class LineBuffer(wiring.Component):
     config : Config
         Uses ``lanes``, ``max_width``, ``max_chunks`` and ``line_rows``.
     bank_depth : int, optional
-        Words per (slot, bank) memory. Default ``ceil(max_width / 3) * max_chunks``, which holds
-        any row up to ``max_width`` x ``max_channels``. A smaller depth trades that corner for
-        block RAM (rows need only ``ceil(width / 3) * chunks <= bank_depth``); e.g. 456 words hold
-        MobileNetV2-1.0-224's widest expanded row (112 px x 96 ch at 8 lanes).
+        Words per (slot, bank) memory. Default ``config.line_buffer_depth``: the Config's
+        ``line_bank_depth`` (456 words for the ecp5 preset: MobileNetV2-1.0-224's widest expanded
+        row, 112 px x 96 ch at 8 lanes), else ``ceil(max_width / 3) * max_chunks``, which holds
+        any row up to ``max_width`` x ``max_channels``. Rows need only
+        ``ceil(width / 3) * chunks <= bank_depth``.
     max_height : int, optional
         Tallest input (sets counter widths only; rows are never stored beyond ``line_rows``).
+    ram : str
+        ``"infer"`` (Amaranth memories; portable) or ``"ecp5"`` (DP16KD with their output
+        registers, which ECP5 timing needs; simulation then needs ``verif/models/DP16KD.v``).
+        See `BlockRAM`.
 
     Attributes
     ----------
@@ -163,11 +168,14 @@ class LineBuffer(wiring.Component):
         of the run).
     """
 
-    def __init__(self, config, *, bank_depth=None, max_height=4096):
+    def __init__(self, config, *, bank_depth=None, max_height=4096, ram="infer"):
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {config!r}")
+        if ram not in RAM_PRIMITIVES:
+            raise ValueError(f"ram must be one of {RAM_PRIMITIVES}, not {ram!r}")
+        self._ram = ram
         if bank_depth is None:
-            bank_depth = -(-config.max_width // 3) * config.max_chunks
+            bank_depth = config.line_buffer_depth
         if not isinstance(bank_depth, int) or bank_depth < 1:
             raise ValueError(f"bank_depth must be a positive integer, not {bank_depth!r}")
         if not isinstance(max_height, int) or max_height < 1:
@@ -208,6 +216,10 @@ class LineBuffer(wiring.Component):
     @property
     def config(self):
         return self._config
+
+    @property
+    def ram(self):
+        return self._ram
 
     @property
     def bank_depth(self):
@@ -272,17 +284,12 @@ class LineBuffer(wiring.Component):
             # value in [0, 2 * modulus): value mod modulus without a divider
             return Mux(value >= modulus, value - modulus, value)
 
-        # ---- memories: rows x 3 banks, one write port and one read port each
-        wports, rports = [], []
+        # ---- memories: rows x 3 banks, one write port and one read port (latency 2) each
+        banks = [[BlockRAM(unsigned(lanes * 8), depth, primitive=self._ram) for _ in range(3)]
+                 for _ in range(rows)]
         for slot in range(rows):
-            wrow, rrow = [], []
             for bank in range(3):
-                mem = Memory(shape=unsigned(lanes * 8), depth=depth, init=[])
-                m.submodules[f"slot{slot}_bank{bank}"] = mem
-                wrow.append(mem.write_port())
-                rrow.append(mem.read_port())
-            wports.append(wrow)
-            rports.append(rrow)
+                m.submodules[f"slot{slot}_bank{bank}"] = banks[slot][bank]
 
         busy = Signal()
         m.d.comb += self.busy.eq(busy)
@@ -334,11 +341,11 @@ class LineBuffer(wiring.Component):
         write = self.i.valid & self.i.ready
         for slot in range(rows):
             for bank in range(3):
-                port = wports[slot][bank]
+                ram = banks[slot][bank]
                 m.d.comb += [
-                    port.addr.eq(p_base + p_chunk),
-                    port.data.eq(self.i.payload.as_value()),
-                    port.en.eq(write & (p_slot == slot) & (p_bank == bank)),
+                    ram.w_addr.eq(p_base + p_chunk),
+                    ram.w_data.eq(self.i.payload.as_value()),
+                    ram.w_en.eq(write & (p_slot == slot) & (p_bank == bank)),
                 ]
         with m.If(write):
             with m.If(p_chunk != k_m1):
@@ -358,10 +365,11 @@ class LineBuffer(wiring.Component):
                         m.d.sync += p_done.eq(1)
 
         # ---- output pipeline: S0 issue (memory read) -> S1 read data (in the block RAMs'
-        # output latches) -> S2 the same words in fabric registers -> S3 output register.
-        # S2 holds no logic after the RAMs: an ECP5 block RAM without its output register has a
-        # ~6 ns clock-to-out, which leaves no room for muxing at 150 MHz. The muxes and padding
-        # run between S2 and S3. Every stage holds while the next is full (the RAMs via `en`).
+        # read latches) -> S2 the same words in the RAMs' output registers -> S3 output
+        # register. An ECP5 block RAM read without its output register has a ~6 ns
+        # clock-to-out, which leaves no room for muxing at 150 MHz; `BlockRAM` makes S2 the
+        # DP16KD's own output register (``ram="ecp5"``). The muxes and padding run between S2
+        # and S3. Every stage holds while the next is full (the RAMs via r_en and r_oe).
         meta_layout = data.StructLayout({
             "slot": data.ArrayLayout(range(rows), 3),   # slot of window row dy
             "bank": data.ArrayLayout(range(3), 3),      # bank of window column dx
@@ -391,8 +399,9 @@ class LineBuffer(wiring.Component):
         for slot in range(rows):
             for bank in range(3):
                 m.d.comb += [
-                    rports[slot][bank].addr.eq(c_addr[bank]),
-                    rports[slot][bank].en.eq(s1_ready),
+                    banks[slot][bank].r_addr.eq(c_addr[bank]),
+                    banks[slot][bank].r_en.eq(s1_ready),     # S0 -> S1: the RAM's read latch
+                    banks[slot][bank].r_oe.eq(s2_ready),     # S1 -> S2: its output register
                 ]
 
         with m.If(s1_ready):
@@ -409,14 +418,9 @@ class LineBuffer(wiring.Component):
                     s1_meta.col_pad[d].eq((col < 0) | (col > w_m1)),
                 ]
 
-        s2_words = [[Signal(lanes * 8, name=f"s2_slot{slot}_bank{bank}", reset_less=True)
-                     for bank in range(3)]
-                    for slot in range(rows)]
+        s2_words = [[banks[slot][bank].r_data for bank in range(3)] for slot in range(rows)]
         with m.If(s2_ready):
             m.d.sync += [s2_valid.eq(s1_valid), s2_meta.eq(s1_meta)]
-            for slot in range(rows):
-                for bank in range(3):
-                    m.d.sync += s2_words[slot][bank].eq(rports[slot][bank].data)
 
         # slot select per (window row, bank) first, shared by the 3 taps of the row, then the
         # bank rotation per tap: 9 R:1 and 9 3:1 muxes instead of 9 (3R):1

@@ -17,18 +17,32 @@ Yosys can only get there from an explicit instance, so this component offers bot
 
 Both behave identically cycle for cycle: the operands are sampled on an enabled clock edge and
 the product appears on ``p`` after two enabled edges.
+
+A third kind spends LUTs instead of a DSP, for when the DSPs run out (the LFE5U-85F has 156;
+see ``hdl/config.py``, ``Config.lut_multipliers``):
+
+* ``dsp="lut"``: shift-and-add with no ``$mul`` cell, so no synthesis tool can put it in a
+  DSP. One partial product per bit of ``b`` (``a`` or 0; the sign bit of a signed ``b``
+  subtracts), summed by a binary tree of carry-chain adders with a register after the first
+  level and then after every second level: each stage is at most two ripple adders deep.
+  Its latency is therefore *not* 2 but ``2 + levels // 2`` (3 for an 8-bit ``b``);
+  read `latency`. Components that assume latency 2 (``MultiplyByQuantizedMultiplier``) do not
+  accept it: ``DSP_KINDS`` excludes it, ``MULTIPLIER_KINDS`` includes it.
 """
 
-from amaranth import ClockSignal, Instance, Module, Shape, Signal, signed
+from amaranth import ClockSignal, Instance, Module, Mux, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pipeline
 
-__all__ = ["RegisteredMultiplier", "DSP_KINDS"]
+__all__ = ["RegisteredMultiplier", "DSP_KINDS", "MULTIPLIER_KINDS"]
 
-#: Accepted values of the ``dsp`` parameter.
+#: Kinds with latency 2 (what components built around a fixed latency accept).
 DSP_KINDS = ("infer", "ecp5")
+
+#: Every kind `RegisteredMultiplier` builds.
+MULTIPLIER_KINDS = DSP_KINDS + ("lut",)
 
 
 class RegisteredMultiplier(wiring.Component):
@@ -40,8 +54,8 @@ class RegisteredMultiplier(wiring.Component):
         Operand shapes. With ``dsp="ecp5"`` each must fit an 18-bit signed operand (at most 18
         bits signed, or 17 bits unsigned).
     dsp : str
-        ``"infer"`` (let synthesis choose) or ``"ecp5"`` (a registered MULT18X18D); see the
-        module docstring.
+        ``"infer"`` (let synthesis choose), ``"ecp5"`` (a registered MULT18X18D) or ``"lut"``
+        (pipelined shift-and-add in the fabric, longer latency); see the module docstring.
 
     Attributes
     ----------
@@ -53,18 +67,19 @@ class RegisteredMultiplier(wiring.Component):
         ``a * b`` (Amaranth's product shape: width a + b, signed if either operand is).
     """
 
-    #: Enabled clock edges from sampling ``a``, ``b`` to the product on ``p``.
+    #: Enabled clock edges from sampling ``a``, ``b`` to the product on ``p`` (DSP kinds).
     LATENCY = 2
 
     def __init__(self, a_shape, b_shape, *, dsp="infer"):
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
-        if dsp not in DSP_KINDS:
-            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        if dsp not in MULTIPLIER_KINDS:
+            raise ValueError(f"dsp must be one of {MULTIPLIER_KINDS}, not {dsp!r}")
         if dsp == "ecp5":
             for name, shape in (("a_shape", a_shape), ("b_shape", b_shape)):
                 if shape.width > (18 if shape.signed else 17):
                     raise ValueError(f"{name} must fit an 18-bit signed DSP operand, not {shape!r}")
         self._dsp = dsp
+        self._b_bits = b_shape.width
         p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
         super().__init__({
             "en": In(1, init=1),
@@ -79,10 +94,15 @@ class RegisteredMultiplier(wiring.Component):
 
     @property
     def latency(self):
-        return self.LATENCY
+        """Enabled edges from ``a``, ``b`` to ``p``: 2, or more for ``"lut"``."""
+        if self._dsp != "lut":
+            return self.LATENCY
+        return 2 + _tree_levels(self._b_bits) // 2
 
     def elaborate(self, platform):
         m = Module()
+        if self._dsp == "lut":
+            return self._elaborate_lut(m)
         if self._dsp == "infer":
             a = pipeline.stage(m, self.en, "a_q", self.a.shape(), self.a)
             b = pipeline.stage(m, self.en, "b_q", self.b.shape(), self.b)
@@ -106,3 +126,38 @@ class RegisteredMultiplier(wiring.Component):
             **ports,
         )
         return m
+
+    def _elaborate_lut(self, m):
+        a = pipeline.stage(m, self.en, "a_q", self.a.shape(), self.a)
+        b = pipeline.stage(m, self.en, "b_q", self.b.shape(), self.b)
+        p_shape = self.p.shape()
+        top = len(b) - 1
+        # partial products a * 2^j * b_j; the sign bit of a signed b has weight -2^top
+        terms = []
+        for j in range(len(b)):
+            pp = Mux(b[j], a, 0).as_signed() if a.shape().signed else Mux(b[j], a, 0)
+            if j == top and b.shape().signed:
+                pp = -pp
+            terms.append((pp << j))
+        level = 0
+        while len(terms) > 1:
+            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                     for i in range(0, len(terms), 2)]
+            level += 1
+            if level % 2 == 1 or len(terms) == 1:   # a register after levels 1, 3, 5, ... and the last
+                terms = [pipeline.stage(m, self.en, f"sum{level}_{k}", t.shape(), t)
+                         for k, t in enumerate(terms)]
+        if level == 0:   # a 1-bit b: the lone partial product still gets its register
+            terms = [pipeline.stage(m, self.en, "sum0_0", terms[0].shape(), terms[0])]
+        m.d.comb += self.p.eq(terms[0].as_signed()[:p_shape.width] if p_shape.signed
+                              else terms[0][:p_shape.width])
+        return m
+
+
+def _tree_levels(n):
+    """Adder levels of a binary tree over ``n`` partial products."""
+    levels = 0
+    while n > 1:
+        n = -(-n // 2)
+        levels += 1
+    return levels

@@ -14,7 +14,7 @@ import pytest
 from dwfuse.hdl.config import Config, preset
 from dwfuse.hdl.linebuffer import LineBuffer, window_geometry
 from dwfuse.verif.golden.ops import conv_padding
-from dwfuse.verif.sim import run_cocotb, to_verilog
+from dwfuse.verif.sim import design_sources, run_cocotb
 from dwfuse.verif import tb_linebuffer
 
 # MobileNetV2-1.0-224's widest expanded row at 8 lanes: 112 px x 96 ch -> ceil(112/3) * 12 words
@@ -25,12 +25,12 @@ STALLS = [(0.3, 0.3), (0.7, 0.05), (0.05, 0.7), (0.5, 0.5), (0.0, 0.0)]
 @functools.cache
 def _verilog(case_json):
     lb = tb_linebuffer.make_linebuffer(json.loads(case_json))
-    return to_verilog(lb, name="linebuffer")
+    return design_sources(lb, "linebuffer")
 
 
-def _simulate(config, runs, seed, bank_depth=None, metrics=None, overrides=None):
+def _simulate(config, runs, seed, bank_depth=None, metrics=None, overrides=None, ram="infer"):
     build = {"config": config, "overrides": overrides or {}, "bank_depth": bank_depth,
-             "max_height": 4096}
+             "max_height": 4096, "ram": ram}
     case = {**build, "runs": runs, "metrics": str(metrics) if metrics else None}
     return run_cocotb(_verilog(json.dumps(build, sort_keys=True)), "linebuffer",
                       tb_linebuffer.__file__, seed=seed, extra_env={"LB_CASE": json.dumps(case)})
@@ -159,14 +159,16 @@ def test_three_slots_tiny():
 
 
 def test_ecp5_lanes():
-    lb = LineBuffer(preset("ecp5"), bank_depth=ECP5_BANK_DEPTH)
+    """The ecp5 preset as synthesised: DP16KD banks (ram="ecp5", verif/models/DP16KD.v)."""
+    lb = LineBuffer(preset("ecp5"), ram="ecp5")
+    assert lb.bank_depth == ECP5_BANK_DEPTH == preset("ecp5").line_bank_depth
     assert lb.fits(112, 12) and not lb.fits(112, 13)
     runs = [
         _run(56, 5, 3, 1, "SAME", -128, (0.3, 0.3)),
         _run(57, 6, 2, 2, "SAME", 127, (0.5, 0.5)),
         _run(29, 4, 5, 1, "VALID", 3, (0.05, 0.7)),
     ]
-    _simulate("ecp5", runs, seed=5, bank_depth=ECP5_BANK_DEPTH)
+    _simulate("ecp5", runs, seed=5, ram="ecp5")
 
 
 def test_throughput_benchmark(tmp_path):

@@ -5,7 +5,7 @@ The case comes from the environment (set by tests/test_linebuffer.py, or by hand
 
 ``LB_CASE``
     JSON: ``{"config": preset name, "overrides": {Config field: value}, "bank_depth": int or
-    null, "max_height": int, "runs": [run, ...], "metrics": path or null}``, each run ``{"width", "height", "chunks",
+    null, "max_height": int, optional "ram": "infer" | "ecp5", "runs": [run, ...], "metrics": path or null}``, each run ``{"width", "height", "chunks",
     "stride", "padding": "SAME" | "VALID" | [top, bottom, left, right], "pad_value",
     "idle", "stall", optional "start_again_after": cycles}`` (a stray start pulse mid-run, to
     be ignored). The runs go back to back through one simulation, each with its own cfg,
@@ -40,7 +40,7 @@ def make_linebuffer(case):
     """The `LineBuffer` a case describes (the same object the pytest wrapper converts)."""
     config = dataclasses.replace(preset(case["config"]), **case.get("overrides", {}))
     return LineBuffer(config, bank_depth=case.get("bank_depth"),
-                      max_height=case.get("max_height", 4096))
+                      max_height=case.get("max_height", 4096), ram=case.get("ram", "infer"))
 
 
 def reference_pads(height, width, stride, padding):
