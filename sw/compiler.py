@@ -30,7 +30,7 @@ __all__ = ["compile", "line_bank_depth"]
 
 def line_bank_depth(config):
     """Words per line-buffer (slot, bank) memory: the Config's field, else the LineBuffer default."""
-    for name in ("line_bank_depth", "bank_depth", "linebuffer_bank_depth"):
+    for name in ("line_buffer_depth", "line_bank_depth", "bank_depth"):
         v = getattr(config, name, None)
         if v:
             return int(v)
@@ -117,10 +117,7 @@ def _pe_stage(op, graph, config, im2col=False):
 
 def _dw_stage(op, graph, config):
     st = DWStage(op=op, weights=graph.tensors[op.inputs[1]].data, **_quant(op))
-    c = st.weights.shape[3]
-    if c > config.max_channels:
-        raise _limit(op, f"{c} channels in the line buffer", f"max_channels {config.max_channels}", config)
-    st.chunks = -(-c // config.lanes)
+    st.chunks = -(-st.weights.shape[3] // config.lanes)
     return st
 
 
@@ -158,15 +155,30 @@ def _host_reason(group, graph):
     return None
 
 
-def _split_pw_dw_pw(group, need, config):
-    """PW expand + DW_PW(+ADD) when a block's expand and project weights do not share the buffer."""
-    expand, dw, project = group.ops[:3]
-    why = (f"PW_DW_PW split into PW + DW_PW: expand + project need {need[0]} weight words and "
-           f"{need[1]} table tiles, the buffers hold {config.weight_words} and {_max_tiles(config)}")
-    first = Group("PW", [expand], input=expand.inputs[0], output=expand.outputs[0], notes=[why])
-    second = Group("DW_PW", group.ops[1:], input=dw.inputs[0], output=group.output, residual=group.residual,
-                   pad=group.pad, notes=[why])
-    return [first, second]
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _split(group, parts, why):
+    """Groups of `parts` (mode, number of the group's convs) in place of a fused group.
+
+    A folded PAD stays with the first part, the residual ADD goes with the last, the 3x3
+    padding with the part holding the depthwise conv; every part carries the reason.
+    """
+    convs = [op for op in group.ops if op.kind in _CONVS]
+    out, k = [], 0
+    for n, (mode, count) in enumerate(parts):
+        ops = convs[k:k + count]
+        k += count
+        if n == 0 and group.ops[0].kind in ("PAD", "PADV2"):
+            ops = [group.ops[0]] + ops
+        last = n == len(parts) - 1
+        if last and group.residual >= 0:
+            ops = ops + [group.ops[-1]]
+        has_dw = any(op.kind == "DEPTHWISE_CONV_2D" for op in ops)
+        out.append(Group(mode, ops, input=ops[0].inputs[0], output=ops[-1].outputs[0],
+                         residual=group.residual if last else -1, pad=group.pad if has_dw else None,
+                         notes=group.notes + [why]))
+    return out
 
 
 def _column_tiles(group, graph, config, lb_chunks, op):
@@ -226,11 +238,24 @@ def _plan_groups(graph, config):
                        for op in g.ops)
             continue
         pe0, dw, pe1 = _stages(g, graph, config)
-        if g.mode == "PW_DW_PW":
+        parts = why = None
+        if dw is not None and dw.chunks > config.max_chunks and g.mode != "DW":
+            # only a lone depthwise conv can take its channels in tiles
+            parts = {"DW_PW": [("DW", 1), ("PW", 1)], "PW_DW_PW": [("PW", 1), ("DW", 1), ("PW", 1)]}[g.mode]
+            why = (f"{g.mode} split into {' + '.join(m for m, _ in parts)}: {dw.chunks * config.lanes} "
+                   f"depthwise channels, the line buffer holds {config.max_channels}")
+        elif g.mode == "PW_DW_PW":
             need = (pe0.out_tiles * pe0.k_words + pe1.out_tiles * pe1.k_words, pe0.out_tiles + pe1.out_tiles)
             if need[0] > config.weight_words or need[1] > _max_tiles(config):
-                pending[:0] = _split_pw_dw_pw(g, need, config)
-                continue
+                parts = [("PW", 1), ("DW_PW", 2)]
+                why = (f"PW_DW_PW split into PW + DW_PW: expand + project need {need[0]} weight words and "
+                       f"{need[1]} table tiles, the buffers hold {config.weight_words} and {_max_tiles(config)}")
+            elif config.line_rows < 4:
+                parts = [("PW", 1), ("DW_PW", 2)]
+                why = f"PW_DW_PW split into PW + DW_PW: fused blocks need line_rows >= 4, not {config.line_rows}"
+        if parts:
+            pending[:0] = _split(g, parts, why)
+            continue
         out.append(CompiledGroup(group=g, pe0=pe0, dw=dw, pe1=pe1))
     return out
 
@@ -241,6 +266,11 @@ def _tile(cg, graph, config):
     if g.mode == "PW":
         _, w, _, _ = tensor_geometry(graph.tensors[g.input].shape, config.lanes)
         cg.col_tiles = [(0, w - 1, 0, w, 0, 0)]
+    elif g.mode == "DW":
+        # channels are independent: at most max_chunks words per pixel in the line buffer per job
+        per = min(cg.dw.chunks, config.max_chunks)
+        cg.col_tiles = _column_tiles(g, graph, config, per, cg.dw.op)
+        cg.chan_tiles = [(c, min(cg.dw.chunks, c + per)) for c in range(0, cg.dw.chunks, per)]
     else:
         # the tensor in the line buffer: the depthwise stage's input, or the CONV3's
         lb = cg.dw.chunks if cg.dw else -(-graph.tensors[g.input].shape[3] // config.lanes)
@@ -253,12 +283,11 @@ def _tile(cg, graph, config):
         used_tiles = first.out_tiles if first else 0
         cg.chan_tiles = _channel_tiles(last, config.weight_words - used_words, _max_tiles(config) - used_tiles,
                                        last.op, config)
-    else:
-        cg.chan_tiles = [(0, 1)]
     if len(cg.col_tiles) > 1:
         cg.group.notes.append(f"{len(cg.col_tiles)} column tiles (rows wider than the line buffer)")
     if len(cg.chan_tiles) > 1:
-        cg.group.notes.append(f"{len(cg.chan_tiles)} output-channel tiles (weights exceed the weight buffer)")
+        why = "more channels than the line buffer holds" if g.mode == "DW" else "weights exceed the weight buffer"
+        cg.group.notes.append(f"{len(cg.chan_tiles)} channel tiles ({why})")
 
 
 class _ParamWriter:
@@ -289,7 +318,10 @@ class _ParamWriter:
     def dw(self, st):
         cfg = self.config
         layout = D.dw_param_layout(cfg)
-        beats = pack_params(st.weights, st.bias, st.multiplier, st.shift, cfg)
+        step = cfg.max_channels     # pack_params takes what the engine holds; a tiled layer is its slices
+        beats = [b for c in range(0, st.weights.shape[3], step)
+                 for b in pack_params(st.weights[..., c:c + step], st.bias[c:c + step],
+                                      st.multiplier[c:c + step], st.shift[c:c + step], cfg)]
         st.param_addr = self.put(b"".join(D.pack_bytes(layout, {k: v for k, v in b.items() if k != "chunk"}, cfg)
                                           for b in beats))
 
@@ -338,8 +370,9 @@ def _descriptors(cg, graph, config, buffers):
             if last is not None:
                 ch0, ch1 = t0 * config.pe_cols, min(last.out_channels, t1 * config.pe_cols)
                 ck0, nck = ch0 // config.lanes, -(-ch1 // config.lanes) - ch0 // config.lanes
-            else:
-                ck0, nck = 0, cg.dw.chunks
+            else:       # a lone depthwise conv: channel tiles are chunk ranges of input and output
+                ck0, nck = t0, t1 - t0
+            in0, in_chunks = (ck0, nck) if g.mode == "DW" else (0, xin.chunks)
             if g.mode == "PW":
                 w, h, ow, oh = xin.width, xin.height, xin.width, xin.height
             else:
@@ -349,8 +382,8 @@ def _descriptors(cg, graph, config, buffers):
             d = dict(mode=D.MODE_CODES[g.mode], stride=stride if g.mode != "PW" else 0,
                      pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
                      width=w, height=h, out_width=ow, out_height=oh,
-                     chunks_in=xin.chunks, chunks_out=nck,
-                     input=_access(xin, 0, a, h, w, 0, xin.chunks),
+                     chunks_in=in_chunks, chunks_out=nck,
+                     input=_access(xin, 0, a, h, w, in0, in_chunks),
                      output=_access(xout, 0, oc0, oh, ow, ck0, nck))
             if g.mode == "PW_DW_PW":
                 d["chunks_mid"] = cg.dw.chunks
@@ -366,8 +399,9 @@ def _descriptors(cg, graph, config, buffers):
                 d["pe0"], r = _pe_context(cg.pe0, t0, t1, config)
                 ranges += r
             if cg.dw is not None:
-                d["dw"] = dict(param_addr=cg.dw.param_addr, **_zps(cg.dw))
-                ranges.append((cg.dw.param_addr, cg.dw.chunks * D.item_bytes(D.dw_param_layout(config), config)))
+                beat = D.item_bytes(D.dw_param_layout(config), config)
+                d["dw"] = dict(param_addr=cg.dw.param_addr + in0 * beat, **_zps(cg.dw))
+                ranges.append((d["dw"]["param_addr"], (in_chunks if g.mode == "DW" else cg.dw.chunks) * beat))
             lo = min(r[0] for r in ranges)
             d["weights"] = dict(base=lo, length=max(r[0] + r[1] for r in ranges) - lo)
             if g.residual >= 0:

@@ -216,9 +216,22 @@ def _small_conv_model():
     return _model("mobilenet_v1_0.25_96")
 
 
+def _conv3_model(channels, rng):
+    """int8 (1, 9, 11, channels) → 3x3 SAME conv to 6 channels: a CONV3 with a wide input."""
+    from dwfuse.tflite_writer import TFLiteWriter
+    w = TFLiteWriter()
+    x = w.tensor("x", (1, 9, 11, channels), np.int8, scale=[0.02], zero_point=[3])
+    ws = rng.uniform(0.002, 0.02, 6)
+    wt = w.constant("w", rng.integers(-127, 128, (6, 3, 3, channels)).astype(np.int8), scale=ws,
+                    quantized_dimension=0)
+    bt = w.constant("b", rng.integers(-3000, 3000, 6).astype(np.int32), scale=ws * 0.02, quantized_dimension=0)
+    y = w.tensor("y", (1, 9, 11, 6), np.int8, scale=[0.05], zero_point=[-5])
+    w.op("CONV_2D", [x, wt, bt], [y], padding="SAME", stride_h=1, stride_w=1, fused_activation="NONE")
+    return dwfuse.load(w.to_bytes([x], [y]))
+
+
 @pytest.mark.parametrize("change, limit", [
     (dict(max_k=64), "max_k 64"),
-    (dict(max_channels=32), "max_channels 32"),
     (dict(weight_words=16, max_k=256), "weight_words 16"),
 ])
 def test_hardware_limits_name_layer_and_limit(change, limit):
@@ -227,6 +240,36 @@ def test_hardware_limits_name_layer_and_limit(change, limit):
                        + limit) as e:
         dwfuse.compile(_small_conv_model(), cfg)
     assert "'small'" in str(e.value)
+
+
+def test_conv3_input_over_line_buffer_channels():
+    g = _conv3_model(40, np.random.default_rng(0))
+    _check_program(g, SMALL)
+    with pytest.raises(HardwareLimitError, match=r"op 0 \(CONV_2D\): 40 channels .*max_channels 32"):
+        dwfuse.compile(g, dataclasses.replace(SMALL, max_channels=32))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"])
+def test_depthwise_channels_over_line_buffer_are_tiled(name):
+    """A depthwise conv with more channels than the line buffer runs alone, in channel tiles."""
+    cfg = dataclasses.replace(SMALL, max_channels=64)
+    prog, _ = _check_program(_model(name), cfg, seed=2)
+    dw = [cg for cg in prog.groups if cg.mode == "DW"]
+    assert dw and any(len(cg.chan_tiles) > 1 for cg in dw)
+    assert all(any("depthwise channels" in n for n in cg.group.notes) for cg in dw)
+    assert all(cg.dw.chunks * cfg.lanes <= 64 for cg in prog.groups if cg.dw is not None and cg.mode != "DW")
+
+
+@pytest.mark.parametrize("config", ["ecp5", dataclasses.replace(SMALL, max_width=5)], ids=["ecp5", "width5"])
+def test_explicit_pad_and_host_ops(config):
+    """PyTorch-style model: QUANTIZE/TRANSPOSE on the host, PAD folded into a VALID stride-2 CONV3."""
+    from test_golden_vs_tflm import pytorch_style_model
+    g = dwfuse.load(pytorch_style_model(np.random.default_rng(4)))
+    prog, _ = _check_program(g, config, seed=4)
+    (conv,) = [cg for cg in prog.groups if cg.mode != "HOST"]
+    assert conv.mode == "CONV3" and conv.group.pad == (1, 1, 1, 1)
+    # 6 output columns; a 5-column tile at stride 2 covers (5 - 3) // 2 + 1 = 2 of them
+    assert len(conv.col_tiles) == (1 if config == "ecp5" else 3)
 
 
 def _with_bank_depth(depth):
@@ -274,7 +317,7 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
     for key in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes"):
         assert rep[key] == sum(l[key] for l in rep["layers"]) > 0
     assert "lower-bound cycles" in capsys.readouterr().out
-    # the tiny preset's line buffer holds 64 channels: person_detect's 128-channel layers do not fit
-    assert main(["run", arg, "--config", "tiny"]) == 2
+    # the tiny preset's PE array takes input vectors up to 256 channels: this model has longer ones
+    assert main(["run", shared_model("mobilenet_v2_a035_96_int8.tflite"), "--config", "tiny"]) == 2
     err = capsys.readouterr().err
-    assert "max_channels 64" in err and "DEPTHWISE_CONV_2D" in err
+    assert err.startswith("dwfuse: error: op ") and "channels exceeds max_k 256" in err
