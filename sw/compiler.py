@@ -1,8 +1,10 @@
 """Compile a `Graph` for an accelerator `Config` into a `Program`.
 
     graph → fusion.plan (accelerator groups | host ops)
-          → per group: stages, weight-buffer fit (split PW_DW_PW when it cannot fit),
-            output-channel tiles (weights, tables), column tiles with a halo (line buffer)
+          → per group: stages; fit: a PW_DW_PW whose expand + project weights do not share the
+            weight buffer becomes PW + DW_PW, a depthwise conv wider than the line buffer runs
+            alone in channel tiles (its fused group split around it), the reason in the notes;
+            output-channel tiles (weight buffer, tables), column tiles with a halo (line buffer)
           → DRAM: parameters (packed as the hardware loads them), descriptor chains,
             activation buffers (dead buffers reused)
           → descriptors (hdl/descriptor.py), one per job
@@ -11,7 +13,7 @@ Every limit of the `Config` is checked here; a layer that no tiling can fit rais
 `HardwareLimitError` naming the op and the limit.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -121,17 +123,16 @@ def _dw_stage(op, graph, config):
     return st
 
 
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
 def _max_tiles(config):
     return -(-config.max_out_channels // config.pe_cols)
 
 
-def _first(ops, *kinds):
-    return next(o for o in ops if o.kind in kinds)
-
-
 def _stages(group, graph, config):
     """(pe0, dw, pe1) of an accelerator group (None where the mode has no such stage)."""
-    convs = [o for o in group.ops if o.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    convs = [o for o in group.ops if o.kind in _CONVS]
     if group.mode == "PW":
         return _pe_stage(convs[0], graph, config), None, None
     if group.mode == "CONV3":
@@ -153,9 +154,6 @@ def _host_reason(group, graph):
         elif op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") and graph.tensors[op.inputs[0]].shape[0] != 1:
             return "batch > 1"
     return None
-
-
-_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def _split(group, parts, why):
@@ -207,7 +205,9 @@ def _column_tiles(group, graph, config, lb_chunks, op):
         start, end = oc0 * stride - pl, (oc1 - 1) * stride - pl + 2
         a, b = max(0, start), min(w - 1, end)
         tiles.append((a, b, oc0, oc1, a - start, end - b))
-        assert max(a - start, end - b) <= MAX_PAD and window_geometry(b - a + 1, h, stride, (pt, pb, a - start, end - b)).out_width == oc1 - oc0
+        # the tile's own padding gives exactly its output columns (pads only at the tensor's edges)
+        assert max(a - start, end - b) <= MAX_PAD
+        assert window_geometry(b - a + 1, h, stride, (pt, pb, a - start, end - b)).out_width == oc1 - oc0
     return tiles
 
 
@@ -216,7 +216,7 @@ def _channel_tiles(stage, words_available, tiles_available, op, config):
     per = min(words_available // stage.k_words, tiles_available)
     if per < 1:
         raise _limit(op, f"one output tile's {stage.k_words} weight words",
-                     f"the {words_available} weight words left", config)
+                     f"weight_words {config.weight_words}", config)
     if per < stage.out_tiles and config.pe_cols % config.lanes:
         raise _limit(op, f"output-channel tiling with pe_cols {config.pe_cols} not a multiple of lanes",
                      f"lanes {config.lanes}", config)

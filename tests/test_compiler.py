@@ -321,3 +321,4 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
     assert main(["run", shared_model("mobilenet_v2_a035_96_int8.tflite"), "--config", "tiny"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dwfuse: error: op ") and "channels exceeds max_k 256" in err
+
