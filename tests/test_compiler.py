@@ -322,3 +322,22 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("dwfuse: error: op ") and "channels exceeds max_k 256" in err
 
+
+
+def test_descriptor_chains_stop_at_host_ops():
+    g = _model("mobilenet_v2_a035_96_int8.tflite")      # ... PW, MEAN (host), FC, SOFTMAX (host)
+    prog = dwfuse.compile(g, "ecp5")
+    layout = D.descriptor_layout()
+    for job in prog.jobs:   # the image holds exactly the compiler's descriptors, back to back
+        raw = prog.image[job.addr:job.addr + prog.descriptor_bytes]
+        assert D.unpack_bytes(layout, raw) == D.unpack(layout, D.pack(layout, job.descriptor))
+    assert [j.addr for j in prog.jobs] == [prog.descriptor_base + k * prog.descriptor_bytes
+                                           for k in range(len(prog.jobs))]
+    chains = prog.chains()
+    assert [k for c in chains for k in c] == list(range(len(prog.jobs)))
+    for c in chains:
+        end = prog.jobs[c[-1]].group
+        assert end + 1 == len(prog.groups) or prog.groups[end + 1].mode == "HOST"
+        assert all(prog.groups[g2].mode != "HOST" for g2 in range(prog.jobs[c[0]].group, end + 1))
+    host_before = sum(1 for a, b in zip(prog.groups, prog.groups[1:]) if a.mode != "HOST" and b.mode == "HOST")
+    assert len(chains) == host_before + (prog.groups[-1].mode != "HOST")
