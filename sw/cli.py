@@ -101,7 +101,8 @@ def cmd_run(args):
     print(f"ops: {len(g.ops)}   jobs: {run['jobs']}   MACs: {macs:,}   lower-bound cycles: "
           f"{run['lower_bound_cycles']:,}   wall time: {seconds:.3f} s")
     print(f"DRAM bytes: {run['dram_bytes']:,} (read {run['dram_read_bytes']:,}, written "
-          f"{run['dram_write_bytes']:,}); layer by layer: {run['layer_by_layer_dram_bytes']:,}")
+          f"{run['dram_write_bytes']:,}); weights + input + output + fused-group boundaries: "
+          f"{run['compulsory_dram_bytes']:,}; layer by layer: {run['layer_by_layer_dram_bytes']:,}")
     top = _top_classes(y, tout)
     if top:
         print("top classes: " + ", ".join(f"{t['cls']} ({t['score']:.4f})" for t in top))
@@ -114,7 +115,8 @@ def cmd_run(args):
                       wall_seconds=seconds, output_shape=list(y.shape), output_dtype=str(y.dtype),
                       top_classes=top,
                       **{k: run[k] for k in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes",
-                                             "dram_bytes", "layer_by_layer_dram_bytes", "host_input_bytes",
+                                             "dram_bytes", "layer_by_layer_dram_bytes", "compulsory_dram_bytes",
+                                             "host_input_bytes",
                                              "pe_array_macs_per_cycle", "dw_macs_per_cycle", "jobs")},
                       layers=[dict(l, input_shapes=shapes[l["index"]]["input_shapes"],
                                    output_shape=shapes[l["index"]]["output_shape"],

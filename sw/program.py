@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DwfuseError, ModelError
-from .fusion import Group, lower_bound_cycles
+from .fusion import Group, lower_bound_cycles, plan
 from .interpreter import run_op
-from .stats import op_activation_bytes, op_macs, op_weight_bytes
+from .stats import compulsory_dram_bytes, op_activation_bytes, op_macs, op_weight_bytes
 
 __all__ = ["CompiledGroup", "Job", "Program", "BACKENDS"]
 
@@ -184,5 +184,6 @@ class Program:
             lower_bound_cycles=sum(x["lower_bound_cycles"] for x in groups),
             dram_read_bytes=rd, dram_write_bytes=wr, dram_bytes=rd + wr, host_input_bytes=host_input_bytes,
             layer_by_layer_dram_bytes=sum(x["layer_by_layer_dram_bytes"] for x in layers),
+            compulsory_dram_bytes=compulsory_dram_bytes(g, plan(g)),
             jobs=len(self.jobs), param_bytes=self.param_bytes, dram_image_bytes=len(self.image),
             layers=layers, groups=groups)

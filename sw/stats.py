@@ -6,7 +6,7 @@ run report starts from them.
 
 import numpy as np
 
-__all__ = ["op_macs", "op_weight_bytes", "op_activation_bytes", "layer_table"]
+__all__ = ["op_macs", "op_weight_bytes", "op_activation_bytes", "layer_table", "compulsory_dram_bytes"]
 
 
 def _n(shape):
@@ -52,3 +52,18 @@ def layer_table(graph):
             macs=op_macs(op, graph), weight_bytes=op_weight_bytes(op, graph),
             activation_bytes=op_activation_bytes(op, graph)))
     return rows
+
+
+def compulsory_dram_bytes(graph, groups):
+    """Issue 4's DRAM floor: weights + network input + output + activations at group boundaries.
+
+    `groups` is a fusion plan (`dwfuse.fusion.plan`). A tensor produced in one group and read in
+    another is written once and read once; the graph's inputs and outputs count once.
+    """
+    weights = sum(op_weight_bytes(op, graph) for op in graph.ops)
+    ends = set(graph.inputs) | set(graph.outputs)
+    io = sum(graph.tensors[i].nbytes for i in ends)
+    made = {t: k for k, grp in enumerate(groups) for op in grp.ops for t in op.outputs}
+    crossing = {t for k, grp in enumerate(groups) for op in grp.ops for t in op.inputs
+                if t in made and made[t] != k and t not in ends}
+    return weights + io + 2 * sum(graph.tensors[t].nbytes for t in crossing)

@@ -129,6 +129,7 @@ def test_dram_traffic_near_compulsory(name):
     prog = dwfuse.compile(g, "ecp5")
     _, rep = prog.run(random_input(g.input_tensor(), 0))
     compulsory = _boundary_bytes(g)
+    assert rep["compulsory_dram_bytes"] == compulsory
     assert rep["dram_bytes"] <= 1.2 * compulsory, (rep["dram_bytes"], compulsory)
     assert rep["dram_bytes"] < rep["layer_by_layer_dram_bytes"]
     # what the jobs moved adds up per group and per layer
