@@ -57,13 +57,14 @@ def layer_table(graph):
 def compulsory_dram_bytes(graph, groups):
     """Issue 4's DRAM floor: weights + network input + output + activations at group boundaries.
 
-    `groups` is a fusion plan (`dwfuse.fusion.plan`). A tensor produced in one group and read in
-    another is written once and read once; the graph's inputs and outputs count once.
+    `groups` is a fusion plan (`dwfuse.fusion.plan`). An int8 activation produced in one group
+    and read in another is written once and read once (shape operands and other host-side values
+    are not activations); the graph's inputs and outputs count once.
     """
     weights = sum(op_weight_bytes(op, graph) for op in graph.ops)
     ends = set(graph.inputs) | set(graph.outputs)
     io = sum(graph.tensors[i].nbytes for i in ends)
     made = {t: k for k, grp in enumerate(groups) for op in grp.ops for t in op.outputs}
     crossing = {t for k, grp in enumerate(groups) for op in grp.ops for t in op.inputs
-                if t in made and made[t] != k and t not in ends}
+                if t in made and made[t] != k and t not in ends and graph.tensors[t].dtype == np.int8}
     return weights + io + 2 * sum(graph.tensors[t].nbytes for t in crossing)
