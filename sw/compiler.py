@@ -379,7 +379,7 @@ def _descriptors(cg, graph, config, buffers):
                 w, h = b - a + 1, xin.height
                 geo = window_geometry(w, h, stride, (pt, pb, pl, pr))
                 ow, oh = geo.out_width, geo.out_height
-            d = dict(mode=D.MODE_CODES[g.mode], stride=stride if g.mode != "PW" else 0,
+            d = dict(mode=D.MODE_CODES[g.mode], stride=stride,
                      pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
                      width=w, height=h, out_width=ow, out_height=oh,
                      chunks_in=in_chunks, chunks_out=nck,
