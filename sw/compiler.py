@@ -24,6 +24,7 @@ from .hdl.config import Config, preset
 from .hdl.depthwise import pack_params
 from .hdl.linebuffer import MAX_PAD, window_geometry
 from .hdl.pointwise import pack_tables, pack_weights
+from .hdl.residual_add import LEFT_SHIFT
 from .memory_map import Arena, TensorBuffer, align, tensor_geometry
 from .program import CompiledGroup, Job, Program
 
@@ -347,8 +348,8 @@ def _access(buf, row0, col0, rows, cols, chunk0, chunks):
 
 def _add_params(add, pe_out):
     p = add.params
-    if p["left_shift"] != 20:
-        raise HardwareLimitError(f"op {add.index} (ADD): left_shift {p['left_shift']}, the hardware's is 20")
+    if p["left_shift"] != LEFT_SHIFT:
+        raise HardwareLimitError(f"op {add.index} (ADD): left_shift {p['left_shift']}, the hardware's is {LEFT_SHIFT}")
     a, b = ("a", "b") if add.inputs[0] == pe_out else ("b", "a")
     return dict(a_zp=p[f"{a}_zp"], a_multiplier=p[f"{a}_multiplier"], a_shift=p[f"{a}_shift"],
                 b_zp=p[f"{b}_zp"], b_multiplier=p[f"{b}_multiplier"], b_shift=p[f"{b}_shift"],

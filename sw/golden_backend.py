@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import DwfuseError
 from .hdl import descriptor as D
+from .hdl.residual_add import LEFT_SHIFT
 from .verif.golden import ops as G
 
 __all__ = ["DmaWindowError", "run_job"]
@@ -141,7 +142,7 @@ def run_job(image, addr, config):
     if d["residual"]:
         r = _tensor(image, d["residual_in"], oh, ow, d["chunks_out"], lanes, "residual")
         job.read += r.size
-        y = G.add(y, r, **{k: v for k, v in d["add"].items()}, left_shift=20)
+        y = G.add(y, r, **d["add"], left_shift=LEFT_SHIFT)
     out = _tensor(image, d["output"], oh, ow, d["chunks_out"], lanes, "output")
     np.copyto(out, y.astype(np.int8))
     job.written += out.size
