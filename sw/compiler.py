@@ -2,9 +2,13 @@
 
     graph → fusion.plan (accelerator groups | host ops)
           → per group: stages; fit: a PW_DW_PW whose expand + project weights do not share the
-            weight buffer becomes PW + DW_PW, a depthwise conv wider than the line buffer runs
-            alone in channel tiles (its fused group split around it), the reason in the notes;
-            output-channel tiles (weight buffer, tables), column tiles with a halo (line buffer)
+            weight buffer becomes PW + DW_PW, a residual ADD the hardware cannot stream (split
+            block, column tiles, rows over the residual FIFO) runs on the host, the reason in the
+            notes; output-channel tiles (weight buffer, tables), column tiles with a halo (line
+            buffer; PW jobs too, whose rows are at most max_width)
+
+The descriptors satisfy the JobSequencer's checks (hdl/sequencer.py: whole input pixels, a
+residual only in PW_DW_PW with input and output rows of the same size, ...).
           → DRAM: parameters (packed as the hardware loads them), descriptor chains,
             activation buffers (dead buffers reused)
           → descriptors (hdl/descriptor.py), one per job
@@ -28,7 +32,18 @@ from .hdl.residual_add import LEFT_SHIFT
 from .memory_map import Arena, TensorBuffer, align, tensor_geometry
 from .program import CompiledGroup, Job, Program
 
-__all__ = ["compile", "line_bank_depth"]
+__all__ = ["compile", "line_bank_depth", "RESIDUAL_ROW_WORDS"]
+
+try:    # the JobSequencer's residual FIFO holds two rows
+    from .hdl.sequencer import RES_FIFO_WORDS as _RES_FIFO_WORDS
+except ImportError:     # not built yet: the size it is being built with
+    _RES_FIFO_WORDS = 512
+
+#: Most words (out_width * chunks_out) of one output row of a job with the residual ADD.
+RESIDUAL_ROW_WORDS = _RES_FIFO_WORDS // 2
+
+#: Rows a job may have (the line buffer's and the sequencer's row counters).
+MAX_HEIGHT = 4095
 
 
 def line_bank_depth(config):
@@ -110,6 +125,8 @@ def _pe_stage(op, graph, config, im2col=False):
     st.k_words = -(-m.shape[1] // config.lanes)
     st.out_tiles = -(-m.shape[0] // config.pe_cols)
     max_k_words = -(-config.max_k // config.lanes)
+    if not im2col and st.k_words > config.max_chunks:
+        raise _limit(op, f"input of {m.shape[1]} channels", f"max_channels {config.max_channels}", config)
     if st.k_words > max_k_words:
         raise _limit(op, f"input vector of {st.k_words * config.lanes} channels", f"max_k {config.max_k}", config)
     if st.k_words > config.weight_words:
@@ -121,6 +138,9 @@ def _pe_stage(op, graph, config, im2col=False):
 def _dw_stage(op, graph, config):
     st = DWStage(op=op, weights=graph.tensors[op.inputs[1]].data, **_quant(op))
     st.chunks = -(-st.weights.shape[3] // config.lanes)
+    if st.chunks > config.max_chunks:
+        raise _limit(op, f"{st.weights.shape[3]} channels in the line buffer", f"max_channels {config.max_channels}",
+                     config)
     return st
 
 
@@ -157,26 +177,31 @@ def _host_reason(group, graph):
     return None
 
 
-def _split(group, parts, why):
+def _split(group, parts, why, keep_add=True):
     """Groups of `parts` (mode, number of the group's convs) in place of a fused group.
 
-    A folded PAD stays with the first part, the residual ADD goes with the last, the 3x3
-    padding with the part holding the depthwise conv; every part carries the reason.
+    A folded PAD stays with the first part, the 3x3 padding goes with the part holding the
+    depthwise conv. The residual ADD stays with a last part that is a PW_DW_PW (the only mode
+    the hardware adds a residual in) unless not `keep_add`; otherwise it runs on the host. Every
+    part carries the reason.
     """
     convs = [op for op in group.ops if op.kind in _CONVS]
     out, k = [], 0
+    to_host = group.residual >= 0 and not (keep_add and parts[-1][0] == "PW_DW_PW")
+    notes = group.notes + [why + ("; its residual ADD runs on the host" if to_host and keep_add else "")]
     for n, (mode, count) in enumerate(parts):
         ops = convs[k:k + count]
         k += count
         if n == 0 and group.ops[0].kind in ("PAD", "PADV2"):
             ops = [group.ops[0]] + ops
-        last = n == len(parts) - 1
-        if last and group.residual >= 0:
+        add = keep_add and n == len(parts) - 1 and group.residual >= 0 and mode == "PW_DW_PW"
+        if add:
             ops = ops + [group.ops[-1]]
         has_dw = any(op.kind == "DEPTHWISE_CONV_2D" for op in ops)
         out.append(Group(mode, ops, input=ops[0].inputs[0], output=ops[-1].outputs[0],
-                         residual=group.residual if last else -1, pad=group.pad if has_dw else None,
-                         notes=group.notes + [why]))
+                         residual=group.residual if add else -1, pad=group.pad if has_dw else None, notes=notes))
+    if to_host:
+        out.append(Group("HOST", [group.ops[-1]], output=group.output, notes=notes))
     return out
 
 
@@ -240,12 +265,8 @@ def _plan_groups(graph, config):
             continue
         pe0, dw, pe1 = _stages(g, graph, config)
         parts = why = None
-        if dw is not None and dw.chunks > config.max_chunks and g.mode != "DW":
-            # only a lone depthwise conv can take its channels in tiles
-            parts = {"DW_PW": [("DW", 1), ("PW", 1)], "PW_DW_PW": [("PW", 1), ("DW", 1), ("PW", 1)]}[g.mode]
-            why = (f"{g.mode} split into {' + '.join(m for m, _ in parts)}: {dw.chunks * config.lanes} "
-                   f"depthwise channels, the line buffer holds {config.max_channels}")
-        elif g.mode == "PW_DW_PW":
+        keep_add = True
+        if g.mode == "PW_DW_PW":
             need = (pe0.out_tiles * pe0.k_words + pe1.out_tiles * pe1.k_words, pe0.out_tiles + pe1.out_tiles)
             if need[0] > config.weight_words or need[1] > _max_tiles(config):
                 parts = [("PW", 1), ("DW_PW", 2)]
@@ -254,8 +275,16 @@ def _plan_groups(graph, config):
             elif config.line_rows < 4:
                 parts = [("PW", 1), ("DW_PW", 2)]
                 why = f"PW_DW_PW split into PW + DW_PW: fused blocks need line_rows >= 4, not {config.line_rows}"
+            elif g.residual >= 0:
+                _, ow, _, chunks = tensor_geometry(graph.tensors[g.output].shape, config.lanes)
+                tiles = _column_tiles(g, graph, config, dw.chunks, dw.op)
+                if len(tiles) > 1 or ow * chunks > RESIDUAL_ROW_WORDS:
+                    parts, keep_add = [("PW_DW_PW", 3)], False
+                    why = ("residual ADD on the host: the hardware adds whole rows of at most "
+                           f"{RESIDUAL_ROW_WORDS} words, this block has "
+                           + (f"{len(tiles)} column tiles" if len(tiles) > 1 else f"rows of {ow} x {chunks} words"))
         if parts:
-            pending[:0] = _split(g, parts, why)
+            pending[:0] = _split(g, parts, why, keep_add)
             continue
         out.append(CompiledGroup(group=g, pe0=pe0, dw=dw, pe1=pe1))
     return out
@@ -265,17 +294,18 @@ def _tile(cg, graph, config):
     """Column tiles (line buffer) and output-channel tiles (weight buffer, tables) of a group."""
     g = cg.group
     if g.mode == "PW":
+        # no window, no halo: columns only because a job's rows are at most max_width pixels
         _, w, _, _ = tensor_geometry(graph.tensors[g.input].shape, config.lanes)
-        cg.col_tiles = [(0, w - 1, 0, w, 0, 0)]
-    elif g.mode == "DW":
-        # channels are independent: at most max_chunks words per pixel in the line buffer per job
-        per = min(cg.dw.chunks, config.max_chunks)
-        cg.col_tiles = _column_tiles(g, graph, config, per, cg.dw.op)
-        cg.chan_tiles = [(c, min(cg.dw.chunks, c + per)) for c in range(0, cg.dw.chunks, per)]
+        cg.col_tiles = [(a, min(w, a + config.max_width) - 1, a, min(w, a + config.max_width), 0, 0)
+                        for a in range(0, w, config.max_width)]
     else:
         # the tensor in the line buffer: the depthwise stage's input, or the CONV3's
         lb = cg.dw.chunks if cg.dw else -(-graph.tensors[g.input].shape[3] // config.lanes)
         cg.col_tiles = _column_tiles(g, graph, config, lb, cg.dw.op if cg.dw else cg.pe0.op)
+    h, _, _, _ = tensor_geometry(graph.tensors[g.input].shape, config.lanes)
+    if h > MAX_HEIGHT:
+        op = (cg.dw or cg.pe0).op
+        raise _limit(op, f"an input of {h} rows", f"the {MAX_HEIGHT} rows a job may have", config)
     last = cg.pe1 or cg.pe0
     if last is not None:
         # a fused expand stays whole; the last PE stage gets what is left of the buffers
@@ -287,8 +317,7 @@ def _tile(cg, graph, config):
     if len(cg.col_tiles) > 1:
         cg.group.notes.append(f"{len(cg.col_tiles)} column tiles (rows wider than the line buffer)")
     if len(cg.chan_tiles) > 1:
-        why = "more channels than the line buffer holds" if g.mode == "DW" else "weights exceed the weight buffer"
-        cg.group.notes.append(f"{len(cg.chan_tiles)} channel tiles ({why})")
+        cg.group.notes.append(f"{len(cg.chan_tiles)} output-channel tiles (weights exceed the weight buffer)")
 
 
 class _ParamWriter:
@@ -319,10 +348,7 @@ class _ParamWriter:
     def dw(self, st):
         cfg = self.config
         layout = D.dw_param_layout(cfg)
-        step = cfg.max_channels     # pack_params takes what the engine holds; a tiled layer is its slices
-        beats = [b for c in range(0, st.weights.shape[3], step)
-                 for b in pack_params(st.weights[..., c:c + step], st.bias[c:c + step],
-                                      st.multiplier[c:c + step], st.shift[c:c + step], cfg)]
+        beats = pack_params(st.weights, st.bias, st.multiplier, st.shift, cfg)
         st.param_addr = self.put(b"".join(D.pack_bytes(layout, {k: v for k, v in b.items() if k != "chunk"}, cfg)
                                           for b in beats))
 
@@ -371,11 +397,11 @@ def _descriptors(cg, graph, config, buffers):
             if last is not None:
                 ch0, ch1 = t0 * config.pe_cols, min(last.out_channels, t1 * config.pe_cols)
                 ck0, nck = ch0 // config.lanes, -(-ch1 // config.lanes) - ch0 // config.lanes
-            else:       # a lone depthwise conv: channel tiles are chunk ranges of input and output
-                ck0, nck = t0, t1 - t0
-            in0, in_chunks = (ck0, nck) if g.mode == "DW" else (0, xin.chunks)
+            else:
+                ck0, nck = 0, cg.dw.chunks
             if g.mode == "PW":
-                w, h, ow, oh = xin.width, xin.height, xin.width, xin.height
+                w, h = b - a + 1, xin.height
+                ow, oh = w, h
             else:
                 w, h = b - a + 1, xin.height
                 geo = window_geometry(w, h, stride, (pt, pb, pl, pr))
@@ -383,8 +409,8 @@ def _descriptors(cg, graph, config, buffers):
             d = dict(mode=D.MODE_CODES[g.mode], stride=stride,
                      pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
                      width=w, height=h, out_width=ow, out_height=oh,
-                     chunks_in=in_chunks, chunks_out=nck,
-                     input=_access(xin, 0, a, h, w, in0, in_chunks),
+                     chunks_in=xin.chunks, chunks_out=nck,
+                     input=_access(xin, 0, a, h, w, 0, xin.chunks),
                      output=_access(xout, 0, oc0, oh, ow, ck0, nck))
             if g.mode == "PW_DW_PW":
                 d["chunks_mid"] = cg.dw.chunks
@@ -400,9 +426,8 @@ def _descriptors(cg, graph, config, buffers):
                 d["pe0"], r = _pe_context(cg.pe0, t0, t1, config)
                 ranges += r
             if cg.dw is not None:
-                beat = D.item_bytes(D.dw_param_layout(config), config)
-                d["dw"] = dict(param_addr=cg.dw.param_addr + in0 * beat, **_zps(cg.dw))
-                ranges.append((d["dw"]["param_addr"], (in_chunks if g.mode == "DW" else cg.dw.chunks) * beat))
+                d["dw"] = dict(param_addr=cg.dw.param_addr, **_zps(cg.dw))
+                ranges.append((cg.dw.param_addr, cg.dw.chunks * D.item_bytes(D.dw_param_layout(config), config)))
             lo = min(r[0] for r in ranges)
             d["weights"] = dict(base=lo, length=max(r[0] + r[1] for r in ranges) - lo)
             if g.residual >= 0:

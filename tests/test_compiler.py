@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import dwfuse
+from dwfuse.compiler import line_bank_depth
 from dwfuse.errors import HardwareLimitError
 from dwfuse.fusion import plan
 from dwfuse.golden_backend import DmaWindowError
@@ -24,7 +25,7 @@ from shared_models import shared_model
 SHARED = ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"]
 
 #: Narrow line buffer, small weight buffer and tables: every kind of tiling on the shared models.
-SMALL = Config(name="small", lanes=4, pe_cols=8, requant_lanes=2, max_width=40, max_channels=960, line_rows=4,
+SMALL = Config(name="small", lanes=4, pe_cols=8, requant_lanes=2, max_width=40, max_channels=1280, line_rows=4,
                max_k=1280, weight_words=512, max_out_channels=256, bus_bytes=8, residual_lanes=1)
 
 
@@ -32,9 +33,59 @@ def _model(name):
     return dwfuse.load(shared_model(name) if name.endswith(".tflite") else name)
 
 
+def _assert_hardware_accepts(prog):
+    """Every descriptor passes the JobSequencer's CHECK rules (hdl/sequencer.py docstring and
+    facts, restated here independently of the compiler)."""
+    cfg = prog.config
+    lanes, parts = cfg.lanes, cfg.pe_cols // cfg.lanes
+    bank = line_bank_depth(cfg)
+    max_k_words, max_tiles = -(-cfg.max_k // lanes), -(-cfg.max_out_channels // cfg.pe_cols)
+    for job in prog.jobs:
+        d = D.unpack(D.descriptor_layout(), D.pack(D.descriptor_layout(), job.descriptor))
+        mode = D.MODES[d["mode"]]
+        where = f"job {job.addr:#x} ({mode}, group {job.group})"
+        has_3x3 = mode != "PW"
+        block, conv3 = mode == "PW_DW_PW", mode == "CONV3"
+        pads = (d["pad_top"], d["pad_bottom"], d["pad_left"], d["pad_right"])
+        assert d["stride"] == 1 or (has_3x3 and d["stride"] == 2), where
+        assert max(pads) <= 2 and (has_3x3 or max(pads) == 0), where
+        assert 1 <= d["width"] <= cfg.max_width and 1 <= d["height"] < 4096, where
+        assert 1 <= d["chunks_in"] <= cfg.max_chunks and 1 <= d["chunks_out"] <= cfg.max_out_channels // lanes, where
+        assert not block or 1 <= d["chunks_mid"] <= cfg.max_chunks, where
+        for n, before, after, out in ((d["width"], pads[2], pads[3], d["out_width"]),
+                                      (d["height"], pads[0], pads[1], d["out_height"])):
+            if has_3x3:
+                assert n + before + after >= 3 and out == (n + before + after - 3) // d["stride"] + 1, where
+            else:
+                assert out == n, where
+        lb_chunks = d["chunks_mid"] if block else d["chunks_in"]
+        assert not has_3x3 or -(-d["width"] // 3) * lb_chunks <= bank, where
+        used = [s for s, on in (("pe0", mode in ("PW", "CONV3", "PW_DW_PW")), ("pe1", mode in ("DW_PW", "PW_DW_PW")))
+                if on]
+        for s in used:
+            ctx = d[s]
+            k = d["chunks_in"] * (9 if conv3 else 1) if s == "pe0" else lb_chunks if block else d["chunks_in"]
+            assert ctx["k_words"] == k and 1 <= ctx["out_tiles"] and ctx["k_words"] <= max_k_words, where
+            assert ctx["weight_words"] == ctx["k_words"] * ctx["out_tiles"], where
+        assert sum(d[s]["weight_words"] for s in used) <= cfg.weight_words, where
+        assert sum(d[s]["out_tiles"] for s in used) <= max_tiles, where
+        if mode == "DW":
+            assert d["chunks_out"] == d["chunks_in"], where
+        else:
+            assert -(-d["chunks_out"] // parts) == d[used[-1]]["out_tiles"], where
+        assert not block or -(-d["chunks_mid"] // parts) == d["pe0"]["out_tiles"], where
+        if d["residual"]:
+            assert block and d["out_width"] * d["chunks_out"] <= 256, where
+            assert d["chunks_out"] == d["chunks_in"] and d["out_width"] == d["width"], where
+            assert d["residual_in"]["pixel_pitch"] == d["chunks_out"] * lanes, where
+        assert d["input"]["pixel_pitch"] == d["chunks_in"] * lanes, where
+        assert d["output"]["pixel_pitch"] >= d["chunks_out"] * lanes, where
+
+
 def _check_program(g, config, seed=0):
     """Compile, run, compare with the interpreter; returns (program, report)."""
     prog = dwfuse.compile(g, config)
+    _assert_hardware_accepts(prog)
     x = random_input(g.input_tensor(), seed)
     ref, values = dwfuse.run_graph(g, x, keep_all=True)
     out, rep = prog.run(x, keep_all=True)
@@ -63,9 +114,11 @@ def test_small_config_splits_inverted_residual_blocks():
     g = _model("mobilenet_v2_a035_96_int8.tflite")
     prog, _ = _check_program(g, SMALL, seed=3)
     split = [cg for cg in prog.groups if any("split" in n for n in cg.group.notes)]
-    assert split and {cg.mode for cg in split} == {"PW", "DW_PW"}
-    # the residual ADD of a split block is done by its DW_PW job
-    assert any(cg.group.residual >= 0 and cg.mode == "DW_PW" for cg in split)
+    assert split and {cg.mode for cg in split} == {"PW", "DW_PW", "HOST"}
+    # the hardware adds residuals only in PW_DW_PW: a split block's ADD runs on the host
+    assert [op.kind for cg in split if cg.mode == "HOST" for op in cg.group.ops] and \
+        all(op.kind == "ADD" for cg in split if cg.mode == "HOST" for op in cg.group.ops)
+    assert all(cg.mode == "PW_DW_PW" for cg in prog.groups if cg.group.residual >= 0)
     for cg in prog.groups:   # every job's weights fit the buffer and its tables
         for j in cg.jobs:
             d = prog.jobs[j].descriptor
@@ -234,6 +287,7 @@ def _conv3_model(channels, rng):
 @pytest.mark.parametrize("change, limit", [
     (dict(max_k=64), "max_k 64"),
     (dict(weight_words=16, max_k=256), "weight_words 16"),
+    (dict(max_channels=64), "max_channels 64"),
 ])
 def test_hardware_limits_name_layer_and_limit(change, limit):
     cfg = dataclasses.replace(SMALL, **change)
@@ -250,15 +304,18 @@ def test_conv3_input_over_line_buffer_channels():
         dwfuse.compile(g, dataclasses.replace(SMALL, max_channels=32))
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"])
-def test_depthwise_channels_over_line_buffer_are_tiled(name):
-    """A depthwise conv with more channels than the line buffer runs alone, in channel tiles."""
-    cfg = dataclasses.replace(SMALL, max_channels=64)
-    prog, _ = _check_program(_model(name), cfg, seed=2)
-    dw = [cg for cg in prog.groups if cg.mode == "DW"]
-    assert dw and any(len(cg.chan_tiles) > 1 for cg in dw)
-    assert all(any("depthwise channels" in n for n in cg.group.notes) for cg in dw)
-    assert all(cg.dw.chunks * cfg.lanes <= 64 for cg in prog.groups if cg.dw is not None and cg.mode != "DW")
+def test_residual_rows_over_the_fifo_go_to_the_host(monkeypatch):
+    """Residual ADDs the sequencer cannot stream (rows over its FIFO, column tiles) run on the host."""
+    import dwfuse.compiler
+    g = _model("mobilenet_v2_a035_96_int8.tflite")
+    prog, _ = _check_program(g, SMALL)
+    fused = sum(cg.group.residual >= 0 for cg in prog.groups)
+    monkeypatch.setattr(dwfuse.compiler, "RESIDUAL_ROW_WORDS", 40)
+    prog, _ = _check_program(g, SMALL, seed=6)
+    host_adds = [cg for cg in prog.groups if cg.mode == "HOST" and cg.group.ops[0].kind == "ADD"]
+    assert host_adds and all(any("residual ADD" in n and "host" in n for n in cg.group.notes) for cg in host_adds)
+    by_rows = [cg for cg in host_adds if any("rows of" in n for n in cg.group.notes)]
+    assert 0 < sum(cg.group.residual >= 0 for cg in prog.groups) == fused - len(by_rows) < fused
 
 
 @pytest.mark.parametrize("config", ["ecp5", dataclasses.replace(SMALL, max_width=5)], ids=["ecp5", "width5"])
@@ -318,10 +375,10 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
     for key in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes"):
         assert rep[key] == sum(l[key] for l in rep["layers"]) > 0
     assert "lower-bound cycles" in capsys.readouterr().out
-    # the tiny preset's PE array takes input vectors up to 256 channels: this model has longer ones
+    # the tiny preset's line buffer holds 64 channels: this model's depthwise convs have more
     assert main(["run", shared_model("mobilenet_v2_a035_96_int8.tflite"), "--config", "tiny"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("dwfuse: error: op ") and "channels exceeds max_k 256" in err
+    assert err.startswith("dwfuse: error: op ") and "channels in the line buffer exceeds max_channels 64" in err
 
 
 
