@@ -399,3 +399,20 @@ def test_descriptor_chains_stop_at_host_ops():
         assert all(prog.groups[g2].mode != "HOST" for g2 in range(prog.jobs[c[0]].group, end + 1))
     host_before = sum(1 for a, b in zip(prog.groups, prog.groups[1:]) if a.mode != "HOST" and b.mode == "HOST")
     assert len(chains) == host_before + (prog.groups[-1].mode != "HOST")
+
+
+@pytest.mark.parametrize("name", ["ecp5", "b4096", "tiny"])
+def test_parameter_formats_are_the_engines_load_payloads(name):
+    """Table rows and depthwise beats in DRAM are the tload / pload payloads without their address."""
+    from dwfuse.hdl.depthwise import param_layout
+    from dwfuse.hdl.pointwise import pointwise_layouts
+    cfg = preset(name)
+
+    def fields(layout, drop):
+        return [(n, D.Shape.cast(f.shape).width) for n, f in layout if n != drop]
+
+    assert fields(D.table_row_layout(cfg), None) == fields(pointwise_layouts(cfg).tload, "addr")
+    assert fields(D.dw_param_layout(cfg), None) == fields(param_layout(cfg), "chunk")
+    for layout in (D.table_row_layout(cfg), D.dw_param_layout(cfg), D.descriptor_layout()):
+        assert D.item_bytes(layout, cfg) % cfg.bus_bytes == 0
+        assert D.item_bytes(layout, cfg) * 8 >= D.Shape.cast(layout).width
