@@ -366,8 +366,9 @@ def _pe_context(st, t0, t1, config):
     return ctx, ranges
 
 
-def _access(buf, row0, col0, rows, cols, chunk0, chunks):
-    base = buf.addr + row0 * buf.row_bytes + col0 * buf.pixel_bytes + chunk0 * buf.lanes
+def _access(buf, col0, rows, cols, chunk0, chunks):
+    """The `TensorAccess` of columns col0.. and words chunk0.. of every row of a buffer."""
+    base = buf.addr + col0 * buf.pixel_bytes + chunk0 * buf.lanes
     length = (rows - 1) * buf.row_bytes + (cols - 1) * buf.pixel_bytes + chunks * buf.lanes
     return dict(base=base, length=length, row_pitch=buf.row_bytes, pixel_pitch=buf.pixel_bytes)
 
@@ -399,19 +400,18 @@ def _descriptors(cg, graph, config, buffers):
                 ck0, nck = ch0 // config.lanes, -(-ch1 // config.lanes) - ch0 // config.lanes
             else:
                 ck0, nck = 0, cg.dw.chunks
+            w, h = b - a + 1, xin.height
             if g.mode == "PW":
-                w, h = b - a + 1, xin.height
                 ow, oh = w, h
             else:
-                w, h = b - a + 1, xin.height
                 geo = window_geometry(w, h, stride, (pt, pb, pl, pr))
                 ow, oh = geo.out_width, geo.out_height
             d = dict(mode=D.MODE_CODES[g.mode], stride=stride,
                      pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
                      width=w, height=h, out_width=ow, out_height=oh,
                      chunks_in=xin.chunks, chunks_out=nck,
-                     input=_access(xin, 0, a, h, w, 0, xin.chunks),
-                     output=_access(xout, 0, oc0, oh, ow, ck0, nck))
+                     input=_access(xin, a, h, w, 0, xin.chunks),
+                     output=_access(xout, oc0, oh, ow, ck0, nck))
             if g.mode == "PW_DW_PW":
                 d["chunks_mid"] = cg.dw.chunks
                 d["pe0"], r = _pe_context(cg.pe0, 0, cg.pe0.out_tiles, config)
@@ -433,7 +433,7 @@ def _descriptors(cg, graph, config, buffers):
             if g.residual >= 0:
                 d["residual"] = 1
                 d["add"] = _add_params(g.ops[-1], last.op.outputs[0])
-                d["residual_in"] = _access(buffers[g.residual], 0, oc0, oh, ow, ck0, nck)
+                d["residual_in"] = _access(buffers[g.residual], oc0, oh, ow, ck0, nck)
             descs.append(d)
     return descs
 
