@@ -438,6 +438,35 @@ def _descriptors(cg, graph, config, buffers):
     return descs
 
 
+def _allocate_buffers(groups, graph, config, base):
+    """A DRAM buffer for every tensor an accelerator job reads or writes, from `base` up.
+
+    A buffer lives from the group that first touches its tensor (the host writes the graph's
+    inputs before everything) to the last one (the graph's outputs until the end); a dead
+    buffer's bytes are reused. Returns (tensor index → TensorBuffer, end of the region).
+    """
+    dram = {t for cg in groups if cg.mode != "HOST"
+            for t in (cg.group.input, cg.group.residual, cg.group.output) if t >= 0}
+    first_use, last_use = {}, {}
+    for k, cg in enumerate(groups):
+        for t in (t for op in cg.group.ops for t in op.inputs + op.outputs if t in dram):
+            first_use.setdefault(t, k)
+            last_use[t] = k
+    first_use.update({t: -1 for t in graph.inputs if t in dram})
+    last_use.update({t: len(groups) for t in graph.outputs if t in dram})
+    arena = Arena(base, config.bus_bytes)
+    buffers = {}
+    for k in range(-1, len(groups)):
+        for t in sorted(t for t in dram if first_use[t] == k):
+            h, w, c, chunks = tensor_geometry(graph.tensors[t].shape, config.lanes)
+            buf = TensorBuffer(tensor=t, addr=0, height=h, width=w, channels=c, chunks=chunks, lanes=config.lanes)
+            buf.addr = arena.alloc(buf.size)
+            buffers[t] = buf
+        for t in sorted(t for t in dram if last_use[t] == k):
+            arena.release(buffers[t].addr, buffers[t].size)
+    return buffers, arena.high
+
+
 def compile(graph, config="ecp5"):
     """Compile `graph` for `config` (a `Config` or a preset name); returns a `Program`.
 
@@ -461,66 +490,24 @@ def compile(graph, config="ecp5"):
             elif isinstance(st, DWStage):
                 params.dw(st)
 
-    # DRAM tensors: everything an accelerator job reads or writes; live from producer to last use
-    dram = {}
-    for k, cg in enumerate(groups):
-        if cg.mode != "HOST":
-            for t in (cg.group.input, cg.group.residual, cg.group.output):
-                if t >= 0:
-                    dram.setdefault(t, k)
-    first_use, last_use = {}, {}
-    for k, cg in enumerate(groups):
-        touched = [t for op in cg.group.ops for t in op.inputs + op.outputs if t in dram]
-        for t in touched:
-            first_use.setdefault(t, k)
-            last_use[t] = k
-    for t in graph.inputs:
-        if t in dram:
-            first_use[t] = -1
-    for t in graph.outputs:
-        if t in dram:
-            last_use[t] = len(groups)
-
-    # descriptors: one chain per run of consecutive accelerator groups
+    # descriptors after the parameters, one per job; activation buffers after the descriptors
     n_jobs = sum(len(cg.col_tiles) * len(cg.chan_tiles) for cg in groups if cg.mode != "HOST")
     desc_bytes = D.item_bytes(D.descriptor_layout(), config)
     desc_base = align(params.top, config.bus_bytes)
-    arena = Arena(desc_base + n_jobs * desc_bytes, config.bus_bytes)
-
-    buffers = {}
-    order = sorted(dram, key=lambda t: first_use[t])
-    by_start = {}
-    for t in order:
-        by_start.setdefault(first_use[t], []).append(t)
-    by_end = {}
-    for t in order:
-        by_end.setdefault(last_use[t], []).append(t)
-
-    def allocate(t):
-        h, w, c, chunks = tensor_geometry(graph.tensors[t].shape, config.lanes)
-        buf = TensorBuffer(tensor=t, addr=0, height=h, width=w, channels=c, chunks=chunks, lanes=config.lanes)
-        buf.addr = arena.alloc(buf.size)
-        buffers[t] = buf
-
-    for t in by_start.get(-1, []):
-        allocate(t)
+    buffers, image_bytes = _allocate_buffers(groups, graph, config, desc_base + n_jobs * desc_bytes)
     jobs = []
     for k, cg in enumerate(groups):
-        for t in by_start.get(k, []):
-            allocate(t)
         if cg.mode != "HOST":
             for d in _descriptors(cg, graph, config, buffers):
                 jobs.append(Job(group=k, addr=desc_base + len(jobs) * desc_bytes, descriptor=d))
                 cg.jobs.append(len(jobs) - 1)
-        for t in by_end.get(k, []):
-            arena.release(buffers[t].addr, buffers[t].size)
 
     # chains end where a host op (or the program) follows
     for k, cg in enumerate(groups):
         if cg.jobs and (k + 1 == len(groups) or groups[k + 1].mode == "HOST"):
             jobs[cg.jobs[-1]].descriptor["last"] = 1
 
-    image = np.zeros(align(arena.high, config.bus_bytes), np.uint8)
+    image = np.zeros(align(image_bytes, config.bus_bytes), np.uint8)
     raw = b"".join(params.blobs)
     image[:len(raw)] = np.frombuffer(raw, np.uint8)
     layout = D.descriptor_layout()
