@@ -101,6 +101,8 @@ class Program:
         g = self.graph
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
+        if len(inputs) != len(g.inputs):
+            raise ModelError(f"{len(inputs)} inputs given, the model has {len(g.inputs)}")
         image = self.image.copy()
         values = {}
         traffic = [[0, 0] for _ in self.groups]     # per group: DRAM bytes read, written

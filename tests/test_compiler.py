@@ -416,3 +416,15 @@ def test_parameter_formats_are_the_engines_load_payloads(name):
     for layout in (D.table_row_layout(cfg), D.dw_param_layout(cfg), D.descriptor_layout()):
         assert D.item_bytes(layout, cfg) % cfg.bus_bytes == 0
         assert D.item_bytes(layout, cfg) * 8 >= D.Shape.cast(layout).width
+
+
+def test_run_rejects_bad_inputs():
+    g = _model("person_detect.tflite")
+    prog = dwfuse.compile(g, "ecp5")
+    x = random_input(g.input_tensor(), 0)
+    with pytest.raises(dwfuse.ModelError, match="2 inputs given, the model has 1"):
+        prog.run([x, x])
+    with pytest.raises(dwfuse.ModelError, match="model expects int8"):
+        prog.run(x.astype(np.int16))
+    with pytest.raises(dwfuse.DwfuseError, match="unknown backend 'fpga'"):
+        prog.run(x, backend="fpga")
