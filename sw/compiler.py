@@ -148,7 +148,8 @@ _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def _max_tiles(config):
-    return -(-config.max_out_channels // config.pe_cols)
+    """Output tiles one job's tables (and output words: at most max_out_channels) may hold."""
+    return config.max_out_channels // config.pe_cols
 
 
 def _stages(group, graph, config):
@@ -239,6 +240,9 @@ def _column_tiles(group, graph, config, lb_chunks, op):
 
 def _channel_tiles(stage, words_available, tiles_available, op, config):
     """[(first tile, end tile)] of the last PE stage so each job's weights and tables fit."""
+    if tiles_available < 1:
+        raise _limit(op, f"one output tile of {config.pe_cols} channels",
+                     f"max_out_channels {config.max_out_channels}", config)
     per = min(words_available // stage.k_words, tiles_available)
     if per < 1:
         raise _limit(op, f"one output tile's {stage.k_words} weight words",
@@ -314,6 +318,11 @@ def _tile(cg, graph, config):
         used_tiles = first.out_tiles if first else 0
         cg.chan_tiles = _channel_tiles(last, config.weight_words - used_words, _max_tiles(config) - used_tiles,
                                        last.op, config)
+    else:
+        if cg.dw.chunks * config.lanes > config.max_out_channels:
+            raise _limit(cg.dw.op, f"{cg.dw.chunks * config.lanes} output channels",
+                         f"max_out_channels {config.max_out_channels}", config)
+        cg.chan_tiles = [(0, 1)]
     if len(cg.col_tiles) > 1:
         cg.group.notes.append(f"{len(cg.col_tiles)} column tiles (rows wider than the line buffer)")
     if len(cg.chan_tiles) > 1:

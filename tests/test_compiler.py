@@ -284,6 +284,45 @@ def _conv3_model(channels, rng):
     return dwfuse.load(w.to_bytes([x], [y]))
 
 
+def _depthwise_model(rng, stride):
+    """int8 (1, 13, 11, 20) → 3x3 depthwise SAME (ReLU6) and nothing after: a lone DW group."""
+    from dwfuse.tflite_writer import TFLiteWriter
+    w = TFLiteWriter()
+    x = w.tensor("x", (1, 13, 11, 20), np.int8, scale=[0.02], zero_point=[-7])
+    ws = rng.uniform(0.005, 0.05, 20)
+    wt = w.constant("w", rng.integers(-127, 128, (1, 3, 3, 20)).astype(np.int8), scale=ws, quantized_dimension=3)
+    bt = w.constant("b", rng.integers(-500, 500, 20).astype(np.int32), scale=ws * 0.02, quantized_dimension=0)
+    oh, ow = -(-13 // stride), -(-11 // stride)
+    y = w.tensor("y", (1, oh, ow, 20), np.int8, scale=[0.03], zero_point=[-128])
+    w.op("DEPTHWISE_CONV_2D", [x, wt, bt], [y], padding="SAME", stride_h=stride, stride_w=stride,
+         depth_multiplier=1, fused_activation="RELU6")
+    return dwfuse.load(w.to_bytes([x], [y]))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("config", ["ecp5", dataclasses.replace(SMALL, max_width=6)], ids=["ecp5", "width6"])
+def test_lone_depthwise(stride, config):
+    prog, _ = _check_program(_depthwise_model(np.random.default_rng(stride), stride), config)
+    assert [cg.mode for cg in prog.groups] == ["DW"] and prog.groups[0].jobs
+
+
+def _random_config(seed):
+    rng = np.random.default_rng(seed)
+    lanes = int(rng.choice([2, 4, 8]))
+    cols = lanes * int(rng.choice([1, 2, 4]))
+    return Config(name=f"random{seed}", lanes=lanes, pe_cols=cols, requant_lanes=max(1, lanes // 2),
+                  max_width=int(rng.integers(5, 40)), max_channels=lanes * -(-1280 // lanes),
+                  line_rows=int(rng.choice([3, 4])), max_k=1280, weight_words=int(rng.integers(1280 // lanes, 1500)),
+                  max_out_channels=int(rng.integers(cols, 300)), bus_bytes=int(rng.choice([4, 8, 16])))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_configs(seed):
+    """Random array shapes, line-buffer widths, buffer depths and bus widths on small odd-sized models."""
+    name = ["mobilenet_v2_0.35_41x37_c5", "mobilenet_v1_0.25_35x43_c3"][seed % 2]
+    _check_program(_model(name), _random_config(seed), seed=seed)
+
+
 @pytest.mark.parametrize("change, limit", [
     (dict(max_k=64), "max_k 64"),
     (dict(weight_words=16, max_k=256), "weight_words 16"),
