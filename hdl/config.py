@@ -25,7 +25,7 @@ MULTIPLIER_ROLES = ("dw_taps", "dw_requant", "pe", "pe_requant", "residual_add")
 
 #: Roles whose component can build its multipliers from LUTs (``RegisteredMultiplier`` kind
 #: ``"lut"``) instead of DSPs. Others take the ``dsp`` kind they are given.
-LUT_MULTIPLIER_ROLES = ("dw_taps",)
+LUT_MULTIPLIER_ROLES = ("dw_taps", "dw_requant")
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,10 @@ class Config:
                                                  or self.line_bank_depth <= 0):
             raise TypeError(f"Config.line_bank_depth must be a positive integer or None, "
                             f"not {self.line_bank_depth!r}")
-        if not isinstance(self.lut_multipliers, tuple):
-            raise TypeError(f"Config.lut_multipliers must be a tuple, not {self.lut_multipliers!r}")
+        if isinstance(self.lut_multipliers, str) or not isinstance(self.lut_multipliers, (tuple, list)):
+            raise TypeError(f"Config.lut_multipliers must be a tuple of role names, "
+                            f"not {self.lut_multipliers!r}")
+        object.__setattr__(self, "lut_multipliers", tuple(self.lut_multipliers))  # from JSON too
         for role in self.lut_multipliers:
             if role not in LUT_MULTIPLIER_ROLES:
                 raise ValueError(f"Config.lut_multipliers: {role!r} is not a role that can be built "
@@ -149,6 +151,7 @@ class Config:
         return "lut" if role in self.lut_multipliers else dsp
 
     def as_dict(self):
+        """The fields as a dict (``Config(**d)`` rebuilds it, also after a JSON round trip)."""
         return asdict(self)
 
 
@@ -160,7 +163,7 @@ PRESETS = {
     # models' residual layers wait for the ADD).
     "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
                    line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
-                   residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps",)),
+                   residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps", "dw_requant")),
     # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
     # Line buffer sized as ecp5's: MobileNetV2-1.0-224's rows at 32 lanes need at most
     # ceil(112/3) * 3 = 114 words per bank (the default would be 3,000).

@@ -251,7 +251,8 @@ class DepthwiseEngine(wiring.Component):
         ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
     latency : int
         Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
-        (8 MAC stages + 2 in the FIFO + the requantizer's 15 = 25). Throughput: one window
+        (8 MAC stages + 2 in the FIFO + the requantizer's 15 = 25; 27 when the Config builds
+        the requantizer's multipliers from LUTs, as the ecp5 preset does). Throughput: one window
         per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
 
@@ -267,7 +268,8 @@ class DepthwiseEngine(wiring.Component):
         self._dsp = dsp
         self._ram = ram
         self._tap_kind = config.multiplier_kind("dw_taps", dsp)
-        self._requant = Requantizer(config.lanes, unsigned(1), dsp=dsp)
+        self._requant = Requantizer(config.lanes, unsigned(1),
+                                    dsp=config.multiplier_kind("dw_requant", dsp))
         super().__init__({
             "i": In(stream.Signature(window_layout(config))),
             "o": Out(stream.Signature(output_layout(config))),

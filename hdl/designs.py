@@ -15,12 +15,18 @@ by side in one component, unconnected: enough for a resource estimate of the dat
 top exists. The standalone ``requant`` is left out of it because the PE array and the depthwise
 engine each contain their own requantizers.
 
-Multipliers: ``build(name, config, dsp=...)`` passes ``dsp`` (``"infer"`` or ``"ecp5"``, see
-``hdl/multiplier.py``) to the components that take it. Yosys packs no registers into ECP5
-DSPs, so ECP5 timing needs ``dsp="ecp5"`` (explicit MULT18X18D with its own registers);
-Verilator then needs ``verif/models/MULT18X18D.v``. Xilinx synthesis packs by itself: "infer".
+Primitives: ``build(name, config, dsp=...)`` passes ``dsp`` (``"infer"`` or ``"ecp5"``, see
+``hdl/multiplier.py``) to the components that take it, and with ``dsp="ecp5"`` also builds
+their block RAMs as ECP5 primitives (``ram="ecp5"``, see ``hdl/block_ram.py``). Yosys packs no
+registers into ECP5 DSPs and never maps a DP16KD output register, so ECP5 timing needs both
+(explicit MULT18X18D and DP16KD with their own registers); Verilator then needs
+``verif/models/MULT18X18D.v`` and ``DP16KD.v``. Xilinx synthesis packs by itself: "infer".
+Which multiplier *roles* use LUTs instead of DSPs is the Config's choice
+(``Config.lut_multipliers``), not the build's.
 
-To add the top (issue 4), add one line to `DESIGNS`::
+``engine`` is the `LayerEngine` (``hdl/engine.py``): line buffer, depthwise engine and PE array
+connected per run-time layer mode; it is the default design until the top exists. To add the
+top (issue 4), add one line to `DESIGNS`::
 
     "top": Design("top", lambda config, dsp: _load("top").Top(config, dsp=dsp)),
 
@@ -58,7 +64,7 @@ from amaranth.lib.wiring import In, Out, flipped
 from .config import Config
 
 __all__ = ["Design", "DESIGNS", "DSP_KINDS", "DATAPATH_STAGES", "DEFAULT_DESIGN", "available", "build",
-           "Datapath", "SynthHarness", "port_bits"]
+           "Datapath", "SynthHarness", "port_bits", "ram_kind"]
 
 _PACKAGE = __name__.rpartition(".")[0]  # "dwfuse.hdl"
 
@@ -90,6 +96,11 @@ class Design:
 DSP_KINDS = ("infer", "ecp5")
 
 
+def ram_kind(dsp):
+    """The `BlockRAM` primitive that goes with multiplier kind ``dsp``: ECP5 builds use both."""
+    return "ecp5" if dsp == "ecp5" else "infer"
+
+
 def _requantizer(config, dsp):
     from amaranth import unsigned
     return _load("requant").Requantizer(config.requant_lanes, unsigned(1), dsp=dsp)
@@ -98,11 +109,13 @@ def _requantizer(config, dsp):
 #: Named designs. ``datapath`` is handled by `build`; see the module docstring.
 DESIGNS = {
     "requant": Design("requant", _requantizer),
-    "linebuffer": Design("linebuffer", lambda config, dsp: _load("linebuffer").LineBuffer(config)),
+    "linebuffer": Design("linebuffer",
+                         lambda config, dsp: _load("linebuffer").LineBuffer(config, ram=ram_kind(dsp))),
     "depthwise": Design("depthwise",
                         lambda config, dsp: _load("depthwise").DepthwiseEngine(config, dsp=dsp)),
     "pointwise": Design("pointwise",
                         lambda config, dsp: _load("pointwise").PointwiseArray(config, dsp=dsp)),
+    "engine": Design("engine", lambda config, dsp: _load("engine").LayerEngine(config, dsp=dsp)),
 }
 
 #: Registry names that `Datapath` puts side by side (when available), in dataflow order.
@@ -119,13 +132,13 @@ def available():
 
 def _default():
     names = available()
-    for name in ("top", "datapath", "requant"):
+    for name in ("top", "engine", "datapath", "requant"):
         if name in names:
             return name
     return names[0] if names else None
 
 
-#: What the scripts build without ``--design``: the top once registered, else the datapath.
+#: What the scripts build without ``--design``: the top once registered, else the engine.
 DEFAULT_DESIGN = _default()
 
 

@@ -52,7 +52,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pipeline
-from .multiplier import DSP_KINDS, RegisteredMultiplier
+from .multiplier import MULTIPLIER_KINDS, RegisteredMultiplier
 
 __all__ = ["MultiplyByQuantizedMultiplier"]
 
@@ -80,9 +80,10 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
     ----------
     dsp : str
         How the four 16x16 multiplies are built: ``"infer"`` (default; Yosys infers DSPs but
-        on ECP5 leaves their registers in the fabric: 116-139 MHz) or ``"ecp5"`` (MULT18X18D
+        on ECP5 leaves their registers in the fabric: 116-139 MHz), ``"ecp5"`` (MULT18X18D
         instances with internal registers: 187-222 MHz; simulation needs
-        ``verif/models/MULT18X18D.v``). See :mod:`dwfuse.hdl.multiplier`.
+        ``verif/models/MULT18X18D.v``) or ``"lut"`` (no DSP: pipelined shift-and-add, 2 more
+        stages, so :attr:`latency` is 12). See :mod:`dwfuse.hdl.multiplier`.
 
     Attributes
     ----------
@@ -105,14 +106,21 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
     shift: In(signed(6))
     y: Out(signed(32))
 
-    #: Enabled clock edges from sampling the inputs to the result on ``y``.
+    #: Enabled clock edges from sampling the inputs to the result on ``y`` (DSP kinds).
     LATENCY = 10
 
     def __init__(self, *, dsp="infer"):
-        if dsp not in DSP_KINDS:
-            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        if dsp not in MULTIPLIER_KINDS:
+            raise ValueError(f"dsp must be one of {MULTIPLIER_KINDS}, not {dsp!r}")
         self._dsp = dsp
         super().__init__()
+
+    @staticmethod
+    def latency_for(dsp):
+        """:attr:`latency` of an instance built with ``dsp``: 10, or 12 for ``"lut"``."""
+        extra = RegisteredMultiplier(unsigned(16), signed(16), dsp=dsp)
+        extra._MustUse__silence = True   # built only to read its latency
+        return MultiplyByQuantizedMultiplier.LATENCY + extra.latency - RegisteredMultiplier.LATENCY
 
     @property
     def dsp(self):
@@ -120,8 +128,8 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
 
     @property
     def latency(self):
-        """Enabled cycles from inputs to ``y`` (read-only, :data:`LATENCY`)."""
-        return self.LATENCY
+        """Enabled cycles from inputs to ``y`` (read-only; :data:`LATENCY` for DSP kinds)."""
+        return self.latency_for(self._dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -144,16 +152,17 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         #       low halves unsigned, high halves signed.
         x_lo, x_hi = xs[:16], xs[16:].as_signed()
         m_lo, m_hi = mul2[:16], mul2[16:].as_signed()
+        #       ("lut": more stages; the side signals wait as long as the products.)
         products = []
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo), ("hh", x_hi, m_hi)):
             mul = m.submodules[f"mul_{name}"] = RegisteredMultiplier(a.shape(), b.shape(), dsp=self._dsp)
             m.d.comb += [mul.en.eq(self.en), mul.a.eq(a), mul.b.eq(b)]
             products.append(mul.p)
         ll, lh, hl, hh = products  # lh, hl, hh: |.| <= 2^31 - 2^15 (hh <= 2^30): int32
-        sat3 = stage("s3_sat", 1, (xs == INT32_MIN) & (mul2 == INT32_MIN))
-        right3 = stage("s3_right", unsigned(6), right2)
-        sat4 = stage("s4_sat", 1, sat3)
-        right4 = stage("s4_right", unsigned(6), right3)
+        mul_latency = mul.latency
+        sat4 = pipeline.delay(m, self.en, "s3_sat", 1, (xs == INT32_MIN) & (mul2 == INT32_MIN),
+                              mul_latency)
+        right4 = pipeline.delay(m, self.en, "s3_right", unsigned(6), right2, mul_latency)
 
         # 5. Middle partial products summed; rounding nudge added to the low one. For
         #    INT32_MIN^2 (where ll = lh = hl = 0, hh = 2^30) lo = -2^31 makes r = INT32_MAX.

@@ -37,7 +37,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pipeline
-from .multiplier import DSP_KINDS
+from .multiplier import MULTIPLIER_KINDS
 from .quantized_multiplier import MultiplyByQuantizedMultiplier
 from .zero_point_clamp import ZeroPointClamp
 
@@ -75,9 +75,9 @@ class Requantizer(wiring.Component):
     tag_shape : shape-castable
         Side data carried from ``i`` to ``o`` unchanged (first/last flags, a channel index...).
     dsp : str
-        ``"infer"`` (default) or ``"ecp5"``: how the multipliers are built, see
+        ``"infer"`` (default), ``"ecp5"`` or ``"lut"``: how the multipliers are built, see
         :class:`~dwfuse.hdl.quantized_multiplier.MultiplyByQuantizedMultiplier`. ECP5 builds
-        need ``"ecp5"`` to reach 150 MHz.
+        need ``"ecp5"`` to reach 150 MHz; ``"lut"`` uses no DSP and adds 2 to the latency.
 
     Attributes
     ----------
@@ -89,7 +89,8 @@ class Requantizer(wiring.Component):
     o : Out(stream.Signature(output_layout(lanes, tag_shape)))
         ``data[k]`` int8 and the beat's ``tag``.
     latency : int
-        Cycles from an input transfer to its ``o.valid`` when nothing stalls (15).
+        Cycles from an input transfer to its ``o.valid`` when nothing stalls (15; 17 with
+        ``dsp="lut"``).
         Throughput: one beat per cycle while ``o.ready`` stays high. ``i.ready`` is low only
         while the skid register is full, i.e. the cycle after ``o`` refused a beat with
         another one right behind it; it depends on no input combinationally.
@@ -105,8 +106,8 @@ class Requantizer(wiring.Component):
                 Shape.cast(tag_shape)
             except TypeError:
                 raise TypeError(f"tag_shape must be a shape-castable object, not {tag_shape!r}") from None
-        if dsp not in DSP_KINDS:
-            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        if dsp not in MULTIPLIER_KINDS:
+            raise ValueError(f"dsp must be one of {MULTIPLIER_KINDS}, not {dsp!r}")
         self._lanes = lanes
         self._tag_shape = tag_shape
         self._dsp = dsp
@@ -130,7 +131,7 @@ class Requantizer(wiring.Component):
     @property
     def latency(self):
         """Input register + multiply/round + zero point/clamp + output register."""
-        return 1 + MultiplyByQuantizedMultiplier.LATENCY + ZeroPointClamp.LATENCY + 1
+        return 1 + MultiplyByQuantizedMultiplier.latency_for(self._dsp) + ZeroPointClamp.LATENCY + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -146,7 +147,8 @@ class Requantizer(wiring.Component):
         valid1 = delayed(self.i.valid, 1, 1, "valid", reset_less=False)
         p = delayed(self.i.payload, in_layout, 1, "in")
 
-        mbqm_lat, clamp_lat = MultiplyByQuantizedMultiplier.LATENCY, ZeroPointClamp.LATENCY
+        mbqm_lat = MultiplyByQuantizedMultiplier.latency_for(self._dsp)
+        clamp_lat = ZeroPointClamp.LATENCY
         zp = delayed(p.out_zp, signed(8), mbqm_lat, "zp")
         lo = delayed(p.act_min, signed(8), mbqm_lat, "act_min")
         hi = delayed(p.act_max, signed(8), mbqm_lat, "act_max")

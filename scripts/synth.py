@@ -37,7 +37,12 @@ Targets
 
 Output
 ------
-``--json FILE`` gets the figures, the harness used, the tool versions and each step's run time;
+``--json FILE`` gets the headline figures at its top level — ecp5: ``fmax_mhz`` (post-route,
+clk), ``LUT`` (nextpnr's TRELLIS_COMB: LUT4s and carry halves, which is how the device's 84k
+"LUT4" are counted), ``FF``, ``DSP`` (MULT18X18D), ``BRAM`` (DP16KD), each used out of
+``*_available``, and ``fits``; xcup: ``LUT``, ``FF``, ``DSP48E2``, ``RAMB36E2``, ``RAMB18E2``
+and ``RAMB`` (in RAMB36 equivalents: RAMB36E2 + RAMB18E2 / 2) — then the details under
+``figures``: all the figures, the harness used, the tool versions and each step's run time;
 the tools' logs, the design as RTLIL (``<top>.il``) and the netlist go to ``--work`` (default
 ``build/synth/<design>-<config>-<target>/``). A short table is printed. Yosys reads Amaranth's
 RTLIL rather than its Verilog: the Verilog spells a memory's initial contents one word per line
@@ -64,7 +69,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "run_yosys", "run_nextpnr_ecp5", "ecp5_figures", "xcup_figures"]
+__all__ = ["main", "run_yosys", "run_nextpnr_ecp5", "ecp5_figures", "xcup_figures", "headline"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -221,9 +226,32 @@ def xcup_figures(work: Path, top: str) -> dict:
     return {"yosys_cells": cells, "summary": summary}
 
 
+def headline(result: dict) -> dict:
+    """The top-level figures of the JSON (see the module docstring); missing ones are omitted."""
+    fig = result.get("figures", {})
+    if result["target"] == "ecp5":
+        out = {}
+        if "fmax_mhz" in fig:
+            out["fmax_mhz"] = fig["fmax_mhz"]
+        for key, cell in (("LUT", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("DSP", "MULT18X18D"),
+                          ("BRAM", "DP16KD")):
+            item = fig.get("summary", {}).get(cell)
+            if item:
+                out[key], out[f"{key}_available"] = item["used"], item["available"]
+        if "fits" in fig:
+            out["fits"] = fig["fits"]
+        return out
+    summary = fig.get("summary", {})
+    if not summary:
+        return {}
+    return {"LUT": summary["LUT"], "FF": summary["FF"], "DSP48E2": summary["DSP48E2"],
+            "RAMB36E2": summary["RAMB36E2"], "RAMB18E2": summary["RAMB18E2"],
+            "RAMB": summary["RAMB36E2"] + summary["RAMB18E2"] / 2}
+
+
 def _table(result: dict) -> str:
     rows = [("design", result["design"]), ("config", result["config"]["name"]),
-            ("target", f"{result['target']} (dsp={result['dsp']})")]
+            ("target", f"{result['target']} (dsp={result['dsp']}, ram={result['ram']})")]
     fig = result["figures"]
     if result["target"] == "ecp5":
         y = fig["yosys"]
@@ -294,6 +322,7 @@ def main(argv=None) -> int:
 
     result = {
         "design": args.design, "config": config.as_dict(), "target": args.target, "dsp": dsp,
+        "ram": designs.ram_kind(dsp),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(), "hdl_sources": _sources(), "work": str(work), "seconds": {},
     }
@@ -342,6 +371,7 @@ def main(argv=None) -> int:
     else:
         result["figures"] = {"yosys": {}, "summary": {}}
 
+    result = {**headline(result), **result}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.target == "ecp5" and "yosys_cells" not in result["figures"]:
