@@ -73,6 +73,9 @@ def _print_run_table(run):
     table.append(("", "total", "", f"{run['macs']:,}", f"{run['lower_bound_cycles']:,}",
                   f"{run['dram_read_bytes']:,}", f"{run['dram_write_bytes']:,}"))
     _print_table(("index", "op", "group", "MACs", "lower-bound cycles", "DRAM read B", "DRAM written B"), table)
+    for grp in run["groups"]:   # what the compiler did where the hardware did not fit the plan
+        if grp["notes"]:
+            print(f"group {grp['index']} ({grp['mode']}, {grp['jobs']} jobs): {'; '.join(grp['notes'])}")
 
 
 def cmd_run(args):

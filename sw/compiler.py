@@ -200,9 +200,9 @@ def _split(group, parts, why, keep_add=True):
             ops = ops + [group.ops[-1]]
         has_dw = any(op.kind == "DEPTHWISE_CONV_2D" for op in ops)
         out.append(Group(mode, ops, input=ops[0].inputs[0], output=ops[-1].outputs[0],
-                         residual=group.residual if add else -1, pad=group.pad if has_dw else None, notes=notes))
+                         residual=group.residual if add else -1, pad=group.pad if has_dw else None, notes=list(notes)))
     if to_host:
-        out.append(Group("HOST", [group.ops[-1]], output=group.output, notes=notes))
+        out.append(Group("HOST", [group.ops[-1]], output=group.output, notes=list(notes)))
     return out
 
 
@@ -264,7 +264,7 @@ def _plan_groups(graph, config):
             if why:
                 g = Group("HOST", g.ops, output=g.output, notes=[f"runs on the host: {why}"])
         if g.mode == "HOST":
-            out.extend(CompiledGroup(group=Group("HOST", [op], output=op.outputs[0], notes=g.notes))
+            out.extend(CompiledGroup(group=Group("HOST", [op], output=op.outputs[0], notes=list(g.notes)))
                        for op in g.ops)
             continue
         pe0, dw, pe1 = _stages(g, graph, config)

@@ -108,6 +108,10 @@ def test_shared_models_match_interpreter(name, config):
     if config is SMALL:
         assert any(len(cg.col_tiles) > 1 for cg in prog.groups)
         assert any(len(cg.chan_tiles) > 1 for cg in prog.groups)
+    for cg in prog.groups:      # the notes say what was done to this group, and only that
+        notes = " ".join(cg.group.notes)
+        assert ("column tiles" in notes) == (len(cg.col_tiles) > 1)
+        assert ("output-channel tiles" in notes) == (len(cg.chan_tiles) > 1)
 
 
 def test_small_config_splits_inverted_residual_blocks():
