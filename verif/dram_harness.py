@@ -5,7 +5,9 @@ the Verilog of a module ``sim_top`` that instantiates it beside ``axi_ram_sim``
 (verif/models/axi_ram_sim.v): every other port of the design becomes a port of ``sim_top`` with
 the same name, and the AXI4 bus stays inside. cocotb then sees ``dut.<port>`` as usual and the
 memory as ``dut.dram.mem``; Python is only involved when the bench touches a signal, so a
-whole network runs at Verilator speed (DESIGN.md section 6).
+whole network runs at Verilator speed (DESIGN.md section 6). ``sim_top`` adds the ports
+``dram_load``, ``dram_dump``, ``dram_lo`` and ``dram_hi`` for bulk transfers through the file
+given by the plusarg ``+dram_file=`` (see the model's header and `DramFile`).
 """
 
 import hashlib
@@ -50,7 +52,9 @@ def with_dram(verilog, module, *, bus_bytes, words, read_latency=16, stall_perce
     if missing:
         raise ValueError(f"{module}: no AXI4 port {prefix}*: missing {missing}")
     outer = [(d, w, n) for d, w, n in ports if not n.startswith(prefix)]
-    decls = "\n".join(f"    {d} {'[%d:0] ' % (w - 1) if w > 1 else ''}{n}," for d, w, n in outer).rstrip(",")
+    sim_ports = [("input", 1, "dram_load"), ("input", 1, "dram_dump"), ("input", 32, "dram_lo"),
+                 ("input", 32, "dram_hi")]
+    decls = "\n".join(f"    {d} {'[%d:0] ' % (w - 1) if w > 1 else ''}{n}," for d, w, n in outer + sim_ports).rstrip(",")
     wires = "\n".join(f"    wire {'[%d:0] ' % (w - 1) if w > 1 else ''}{n};" for _, w, n in ports if n.startswith(prefix))
     conns = ",\n".join(f"        .{n}({n})" for _, _, n in ports)
     ram_conns = ",\n".join(f"        .{s}({prefix}{s})" for s in _AXI_SIGNALS)
@@ -69,7 +73,7 @@ module sim_top(
     );
     axi_ram_sim #(.DATA_BYTES({bus_bytes}), .ADDR_WIDTH(32), .WORDS({words}),
                   .READ_LATENCY({read_latency}), .STALL_PERCENT({stall_percent}), .SEED({seed})) dram (
-        .clk(clk), .rst(rst),
+        .clk(clk), .rst(rst), .sim_load(dram_load), .sim_dump(dram_dump), .sim_lo(dram_lo), .sim_hi(dram_hi),
 {ram_conns}
     );
 endmodule

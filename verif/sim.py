@@ -536,6 +536,7 @@ def run_cocotb(
     seed: int | None = None,
     timescale: tuple[str, str] | None = None,
     run_name: str | None = None,
+    plusargs: Sequence[str] = (),
 ) -> SimResult:
     """Build (or reuse) a Verilator model of ``design`` and run cocotb tests against it.
 
@@ -548,6 +549,7 @@ def run_cocotb(
     Models are built with trace support so ``waves`` can be toggled without a rebuild;
     ``traceable=False`` builds a separate, faster model without it (then ``waves`` must be off).
     ``run_name`` names the run folder under the build (default: the current pytest test).
+    ``plusargs`` go to the simulator command line (``+name=value``, for ``$value$plusargs``).
 
     Raises :class:`AssertionError` listing failed tests, seed, log and waveform when any test
     fails or the simulator dies; :class:`SimBuildError` when Verilator or the compiler fails.
@@ -578,7 +580,7 @@ def run_cocotb(
                 test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                 build_dir=build_dir, test_dir=run_dir, results_xml=str(results_xml),
                 seed=the_seed, extra_env=env, waves=waves, testcase=testcase,
-                timescale=timescale, log_file=log,
+                timescale=timescale, log_file=log, plusargs=list(plusargs),
             )
         except SystemExit as exc:  # cocotb's runner exits on failures when under pytest
             exit_note = f" (runner exit status {exc.code})"

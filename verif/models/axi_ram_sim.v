@@ -12,8 +12,10 @@
 // - an access outside [0, WORDS * bytes) answers DECERR and touches nothing;
 // - STALL_PERCENT > 0 deasserts arready/rvalid/awready/wready/bvalid pseudo-randomly (LFSR with
 //   seed SEED), for cheap stress runs;
-// - the memory is `mem` (word-addressed), loaded with $readmemh from the plusarg +dram_init=FILE
-//   when given, and reachable from cocotb as dut.<instance>.mem.
+// - the memory is `mem` (word-addressed), reachable from cocotb as dut.<instance>.mem (slow for
+//   big regions: one VPI call per word). Bulk transfers go through a file named by the plusarg
+//   +dram_file=FILE: a rising edge on `sim_load` reads words [sim_lo, sim_hi] from it
+//   ($readmemh; the file may give fewer), one on `sim_dump` writes them to it ($writememh).
 /* verilator lint_off UNUSEDSIGNAL */
 module axi_ram_sim #(
     parameter DATA_BYTES = 8,
@@ -25,6 +27,7 @@ module axi_ram_sim #(
 ) (
     input clk,
     input rst,
+    input sim_load, input sim_dump, input [31:0] sim_lo, input [31:0] sim_hi,
     input  [ADDR_WIDTH-1:0] awaddr, input [7:0] awlen, input [2:0] awsize, input [1:0] awburst,
     input awid, input awvalid, output awready,
     input  [DATA_BYTES*8-1:0] wdata, input [DATA_BYTES-1:0] wstrb, input wlast, input wvalid,
@@ -39,9 +42,15 @@ module axi_ram_sim #(
     localparam QD = 8;
 
     reg [DATA_BYTES*8-1:0] mem [0:WORDS-1];
-    reg [1023:0] init_file;
-    initial begin
-        if ($value$plusargs("dram_init=%s", init_file)) $readmemh(init_file, mem);
+    reg [1023:0] sim_file;
+    reg have_file;
+    reg sim_load_q, sim_dump_q;
+    initial have_file = $value$plusargs("dram_file=%s", sim_file);
+    always @(posedge clk) begin
+        sim_load_q <= sim_load;
+        sim_dump_q <= sim_dump;
+        if (sim_load && !sim_load_q && have_file) $readmemh(sim_file, mem, sim_lo, sim_hi);
+        if (sim_dump && !sim_dump_q && have_file) $writememh(sim_file, mem, sim_lo, sim_hi);
     end
 
     // ---- pseudo-random stalls ----

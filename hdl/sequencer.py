@@ -1,0 +1,434 @@
+"""JobSequencer: walks a chain of job descriptors in DRAM and runs each one on the LayerEngine.
+
+Why it exists: the host should start a whole network with one register write, and the
+accelerator must refuse a descriptor it cannot run rather than hang or write somewhere else.
+Per job (hdl/descriptor.py defines the format):
+
+1. FETCH: read the descriptor (``DESC_BEATS`` beats) from ``desc_base + job * DESC_BYTES``,
+   inside the window ``[desc_base, desc_limit)`` the host granted.
+2. CHECK: every field against the Config maxima and against each other (mode, stride, pads,
+   sizes, the output size the 3x3 geometry implies, k_words / out_tiles / chunk counts per
+   mode, weight-buffer and table space, line-buffer row size, residual row size). A bad
+   descriptor stops the chain with ``ERR_DESCRIPTOR`` before any of its data moves. The same
+   stage translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
+3. LOAD: read the weights, tables and depthwise parameters of the job's stages (in the order
+   pe0 weights, pe0 tables, dw params, pe1 weights, pe1 tables, all inside the ``weights``
+   window); the top writes them to the engine at running addresses, so pe1's weights land at
+   ``pe0.weight_words`` and its tables at ``pe0.out_tiles``.
+4. STREAM: start the engine; read the input tensor and (for a residual block) the residual
+   tensor, and write the output tensor, one DMA command per row (per pixel when the pixels of
+   a row are not contiguous, i.e. an output-channel tile). Residual row ``y`` is requested right
+   after input row ``y + 1`` (the project output of row ``y`` needs input rows up to ``y + 1``),
+   into a FIFO that holds two residual rows, so the shared read stream never blocks on it.
+5. When the engine is idle and every write is acknowledged, follow the chain or finish.
+
+DMA errors (a command outside its window: nothing is issued; a bus error response) also stop
+the chain; ``error`` holds the first code and ``error_job`` the job index.
+"""
+
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for, exact_log2
+
+from .config import Config
+from .descriptor import (MODE_CODES, descriptor_layout, dw_param_layout, item_bytes, pe_context_layout,
+                         table_row_layout)
+from .dma_command import ERR_NONE, MAX_BEATS_BITS, command_layout
+from .engine import Mode, engine_layouts
+from .linebuffer import MAX_PAD
+from .pointwise import geometry
+
+__all__ = ["JobSequencer", "Tag", "ERR_DESCRIPTOR", "RES_FIFO_WORDS", "read_command_layout"]
+
+#: Error code of a descriptor the hardware cannot run (DMA codes are 1 and 2).
+ERR_DESCRIPTOR = 3
+
+#: Words of the residual FIFO between the read DMA and the engine; a residual row may use half.
+RES_FIFO_WORDS = 512
+
+
+class Tag:
+    """Destination of a read command's data."""
+
+    DESC, WEIGHTS, TABLES, PARAMS, INPUT, RESIDUAL = range(6)
+    WIDTH = 3
+
+
+def read_command_layout(addr_width=32):
+    return data.StructLayout({"cmd": command_layout(addr_width), "tag": unsigned(Tag.WIDTH)})
+
+
+class _Walker:
+    """Issues the DMA commands of one tensor access, row by row (or pixel by pixel)."""
+
+    def __init__(self, m, name, access, *, rows, cols, words_per_px, contiguous, bus_lg, lanes_lg):
+        self.m = m
+        self.y = Signal(16, name=f"{name}_y")
+        self.x = Signal(16, name=f"{name}_x")
+        self.row_addr = Signal(32, name=f"{name}_row_addr")
+        self.addr = Signal(32, name=f"{name}_addr")
+        self.done = Signal(name=f"{name}_done")
+        self.access, self.rows, self.cols = access, rows, cols
+        self.contiguous = contiguous
+        # beats of one command: a whole row or one pixel
+        px_beats = Signal(MAX_BEATS_BITS, name=f"{name}_px_beats")
+        row_beats = Signal(MAX_BEATS_BITS, name=f"{name}_row_beats")
+        m.d.comb += [px_beats.eq((words_per_px << lanes_lg) >> bus_lg),
+                     row_beats.eq(((words_per_px * cols) << lanes_lg) >> bus_lg)]
+        self.beats = Mux(contiguous, row_beats, px_beats)
+        self.last_row = Signal(name=f"{name}_last_row")
+        m.d.comb += self.last_row.eq(self.y == rows - 1)
+
+    def reset(self):
+        self.m.d.sync += [self.y.eq(0), self.x.eq(0), self.row_addr.eq(self.access.base),
+                          self.addr.eq(self.access.base), self.done.eq(0)]
+
+    def command(self):
+        a = self.access
+        return {"addr": self.addr, "beats": self.beats, "base": a.base, "end": a.base + a.length}
+
+    def advance(self):
+        """The current command was taken: step to the next pixel or row. Returns row_end (comb)."""
+        m, a = self.m, self.access
+        row_end = Signal()
+        m.d.comb += row_end.eq(self.contiguous | (self.x == self.cols - 1))
+        with m.If(row_end):
+            m.d.sync += [self.x.eq(0), self.y.eq(self.y + 1), self.row_addr.eq(self.row_addr + a.row_pitch),
+                         self.addr.eq(self.row_addr + a.row_pitch)]
+            with m.If(self.last_row):
+                m.d.sync += self.done.eq(1)
+        with m.Else():
+            m.d.sync += [self.x.eq(self.x + 1), self.addr.eq(self.addr + a.pixel_pitch)]
+        return row_end
+
+
+class JobSequencer(wiring.Component):
+    """Descriptor fetch, check, parameter loads and tensor streaming (see the module docstring).
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse: run the chain from ``desc_base`` (ignored while busy).
+    desc_base, desc_limit : In(32)
+        First descriptor and the end of the descriptor window.
+    busy, done : Out(1)
+        ``done`` pulses when a chain ends without error.
+    error : Out(2) ; error_job : Out(16)
+    rd_cmd : Out(stream(read_command_layout)) ; wr_cmd : Out(stream(command_layout))
+    desc_in : In(stream({"data": bus bits}))
+        The descriptor's beats (routed by the top by tag).
+    dma_error : In(2) ; dma_idle : In(1)
+    engine_cfg : Out(engine cfg) ; engine_start : Out(1) ; engine_busy : In(1)
+    loads_done : In(1)
+        The top's load counters have reached ``load_counts``; ``load_reset`` pulses at each job's
+        start so they count from zero.
+    load_counts : Out({"weights", "tables", "params"})
+    jobs : Out(16)
+        Jobs completed since the last start.
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, not {config!r}")
+        parts = config.pe_cols // config.lanes
+        if config.pe_cols % config.lanes or parts & (parts - 1):
+            raise ValueError(f"pe_cols / lanes must be a power of two, not {config.pe_cols}/{config.lanes}")
+        if config.lanes % config.bus_bytes:
+            raise ValueError(f"lanes {config.lanes} must be a multiple of bus_bytes {config.bus_bytes}")
+        self._config = config
+        self._desc = descriptor_layout()
+        self._desc_bytes = item_bytes(self._desc, config)
+        self._eng = engine_layouts(config)
+        super().__init__({
+            "start": In(1), "desc_base": In(32), "desc_limit": In(32),
+            "busy": Out(1), "done": Out(1), "error": Out(2), "error_job": Out(16),
+            "rd_cmd": Out(stream.Signature(read_command_layout())),
+            "wr_cmd": Out(stream.Signature(command_layout(32))),
+            "desc_in": In(stream.Signature(data.StructLayout({"data": unsigned(config.bus_bytes * 8)}))),
+            "dma_error": In(2), "dma_idle": In(1),
+            "engine_cfg": Out(self._eng.cfg), "engine_start": Out(1), "engine_busy": In(1),
+            "loads_done": In(1), "load_reset": Out(1),
+            "load_counts": Out(data.StructLayout({"weights": unsigned(24), "tables": unsigned(16),
+                                                  "params": unsigned(16)})),
+            "jobs": Out(16),
+        })
+
+    @property
+    def desc_bytes(self):
+        return self._desc_bytes
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        g = geometry(c)
+        bb = c.bus_bytes
+        bus_lg, lanes_lg = exact_log2(bb), exact_log2(c.lanes)
+        parts_lg = exact_log2(c.pe_cols // c.lanes)
+        desc_beats = self._desc_bytes // bb
+        w_beats = item_bytes(data.ArrayLayout(unsigned(8), c.lanes * c.pe_cols), c) // bb
+        t_beats = item_bytes(table_row_layout(c), c) // bb
+        p_beats = item_bytes(dw_param_layout(c), c) // bb
+
+        # ---- descriptor register -------------------------------------------------------------
+        raw = Signal(desc_beats * bb * 8)
+        d = Signal(self._desc)
+        m.d.comb += d.as_value().eq(raw[:self._desc.size])
+        got = Signal(range(desc_beats + 1))
+
+        job = Signal(16)
+        desc_addr = Signal(32)
+        error = Signal(2)
+        m.d.comb += [self.error.eq(error), self.error_job.eq(job), self.jobs.eq(job)]
+
+        mode = d.mode
+        is_pw, is_dw, is_conv3 = mode == MODE_CODES["PW"], mode == MODE_CODES["DW"], mode == MODE_CODES["CONV3"]
+        is_dwpw, is_block = mode == MODE_CODES["DW_PW"], mode == MODE_CODES["PW_DW_PW"]
+        has_3x3 = ~is_pw
+        has_dw = is_dw | is_dwpw | is_block
+        pe0_used = is_pw | is_conv3 | is_block
+        pe1_used = is_dwpw | is_block
+        last_stage = Signal(pe_context_layout())            # the stage writing the output
+        m.d.comb += last_stage.eq(Mux(is_dwpw | is_block, d.pe1.as_value(), d.pe0.as_value()))
+
+        # ---- CHECK: stage 1 computes facts, stage 2 ANDs them ---------------------------------
+        facts = []
+
+        def fact(name, expr):
+            s = Signal(name=f"ok_{name}")
+            m.d.sync += s.eq(expr)
+            facts.append(s)
+
+        def ceil_div3(v):  # exact for v < 2**16 (checked in tests/test_sequencer.py)
+            return ((v + 2) * 43691) >> 17
+
+        def geometry_ok(n, before, after, out):
+            span = n + before + after
+            return (span >= 3) & (out == Mux(d.stride == 2, (span - 3) >> 1, span - 3) + 1)
+
+        lb_chunks = Mux(is_block, d.chunks_mid, d.chunks_in)
+        fact("mode", mode <= MODE_CODES["PW_DW_PW"])
+        fact("stride", (d.stride == 1) | (has_3x3 & (d.stride == 2)))
+        fact("pads", (d.pad_top <= MAX_PAD) & (d.pad_bottom <= MAX_PAD) & (d.pad_left <= MAX_PAD)
+             & (d.pad_right <= MAX_PAD) & (has_3x3 | (Cat(d.pad_top, d.pad_bottom, d.pad_left, d.pad_right) == 0)))
+        fact("size", (d.width >= 1) & (d.width <= c.max_width) & (d.height >= 1) & (d.height < 4096)
+             & (d.out_width >= 1) & (d.out_width <= c.max_width + 2 * MAX_PAD - 2) & (d.out_height >= 1))
+        fact("chunks", (d.chunks_in >= 1) & (d.chunks_in <= c.max_chunks) & (d.chunks_out >= 1)
+             & (d.chunks_out <= c.max_out_channels // c.lanes)
+             & (~is_block | ((d.chunks_mid >= 1) & (d.chunks_mid <= c.max_chunks))))
+        fact("geometry", Mux(has_3x3,
+                             geometry_ok(d.width, d.pad_left, d.pad_right, d.out_width)
+                             & geometry_ok(d.height, d.pad_top, d.pad_bottom, d.out_height),
+                             (d.out_width == d.width) & (d.out_height == d.height)))
+        bank = c.line_bank_words if hasattr(c, "line_bank_words") else -(-c.max_width // 3) * c.max_chunks
+        fact("line_buffer", ~has_3x3 | (ceil_div3(d.width) * lb_chunks <= bank))
+        k_expect = Mux(is_conv3, d.chunks_in * 9, Mux(is_block, d.chunks_mid, d.chunks_in))
+        fact("pe0", ~pe0_used | ((d.pe0.k_words == d.chunks_in * Mux(is_conv3, 9, 1))
+                                 & (d.pe0.out_tiles >= 1) & (d.pe0.k_words <= g.max_k_words)
+                                 & (d.pe0.weight_words == d.pe0.k_words * d.pe0.out_tiles)))
+        fact("pe1", ~pe1_used | ((d.pe1.k_words == k_expect) & (d.pe1.out_tiles >= 1)
+                                 & (d.pe1.k_words <= g.max_k_words)
+                                 & (d.pe1.weight_words == d.pe1.k_words * d.pe1.out_tiles)))
+        w_total = Mux(pe0_used, d.pe0.weight_words, 0) + Mux(pe1_used, d.pe1.weight_words, 0)
+        t_total = Mux(pe0_used, d.pe0.out_tiles, 0) + Mux(pe1_used, d.pe1.out_tiles, 0)
+        fact("buffers", (w_total <= c.weight_words) & (t_total <= g.max_tiles))
+        tiles_of = lambda chunks: (chunks + (1 << parts_lg) - 1) >> parts_lg  # noqa: E731
+        fact("split", Mux(is_dw, d.chunks_out == d.chunks_in, tiles_of(d.chunks_out) == last_stage.out_tiles)
+             & (~is_block | (tiles_of(d.chunks_mid) == d.pe0.out_tiles)))
+        fact("residual", ~d.residual | (is_block & (d.out_width * d.chunks_out <= RES_FIFO_WORDS // 2)
+                                         & (d.chunks_out == d.chunks_in) & (d.out_width == d.width)))
+        fact("pitch", (d.input.pixel_pitch == (d.chunks_in << lanes_lg))
+                      & (d.output.pixel_pitch >= (d.chunks_out << lanes_lg))
+                      & (~d.residual | (d.residual_in.pixel_pitch == (d.chunks_out << lanes_lg))))
+        all_ok = Signal()
+        m.d.comb += all_ok.eq(Cat(*facts).all())
+
+        # ---- engine cfg, registered in CHECK ---------------------------------------------------
+        ecfg = Signal(self._eng.cfg)
+        m.d.comb += self.engine_cfg.eq(ecfg)
+
+        def ctx(stage, weight_base, table_base):
+            return {"k_words": stage.k_words, "out_tiles": stage.out_tiles, "in_zp": stage.in_zp,
+                    "out_zp": stage.out_zp, "act_min": stage.act_min, "act_max": stage.act_max,
+                    "weight_base": weight_base, "table_base": table_base}
+
+        def assign(target, values):
+            stmts = []
+            for name, value in values.items():
+                field = getattr(target, name)
+                stmts += assign(field, value) if isinstance(value, dict) else [field.eq(value)]
+            return stmts
+
+        split_last = lambda chunks, tiles: chunks - ((tiles - 1) << parts_lg)  # noqa: E731
+        w1_base = Mux(pe0_used, d.pe0.weight_words, 0)
+        t1_base = Mux(pe0_used, d.pe0.out_tiles, 0)
+        translate = assign(ecfg, {
+            "mode": mode,
+            "in_chunks": d.chunks_in,
+            "lb": {"width": d.width, "height": d.height, "chunks": lb_chunks,
+                   "stride": Mux(has_3x3, d.stride, 1), "pad_top": d.pad_top, "pad_bottom": d.pad_bottom,
+                   "pad_left": d.pad_left, "pad_right": d.pad_right,
+                   "pad_value": Mux(is_conv3, d.pe0.in_zp, Mux(has_3x3, d.dw.in_zp, 0)),
+                   "out_width": d.out_width, "out_height": d.out_height},
+            "dw": {"in_zp": d.dw.in_zp, "out_zp": d.dw.out_zp, "act_min": d.dw.act_min, "act_max": d.dw.act_max},
+            "split": {"tiles": Mux(is_dw, tiles_of(d.chunks_out), last_stage.out_tiles),
+                      "last_words": split_last(d.chunks_out, Mux(is_dw, tiles_of(d.chunks_out), last_stage.out_tiles))},
+            "split_x": {"tiles": Mux(is_block, d.pe0.out_tiles, 1),
+                        "last_words": Mux(is_block, split_last(d.chunks_mid, d.pe0.out_tiles), 1)},
+        })
+        pe_ctx0 = ecfg.pe.ctx[0]
+        pe_ctx1 = ecfg.pe.ctx[1]
+        translate += [
+            ecfg.pe.residual.eq(d.residual),
+            *[getattr(ecfg.pe.add, name).eq(getattr(d.add, name)) for name, _ in ecfg.pe.add.shape()],
+        ]
+        zero_ctx = {"k_words": 1, "out_tiles": 1, "in_zp": 0, "out_zp": 0, "act_min": -128,
+                    "act_max": 127, "weight_base": 0, "table_base": 0}
+
+        # ---- load counts ------------------------------------------------------------------------
+        loads = self.load_counts
+        load_values = [
+            loads.weights.eq(w_total),
+            loads.tables.eq(t_total),
+            loads.params.eq(Mux(has_dw, lb_chunks, 0)),
+        ]
+
+        # ---- walkers ------------------------------------------------------------------------------
+        rd_in = _Walker(m, "in", d.input, rows=d.height, cols=d.width, words_per_px=d.chunks_in,
+                        contiguous=Signal(name="in_contig"), bus_lg=bus_lg, lanes_lg=lanes_lg)
+        rd_res = _Walker(m, "res", d.residual_in, rows=d.out_height, cols=d.out_width,
+                         words_per_px=d.chunks_out, contiguous=Signal(name="res_contig"),
+                         bus_lg=bus_lg, lanes_lg=lanes_lg)
+        wr_out = _Walker(m, "out", d.output, rows=d.out_height, cols=d.out_width,
+                         words_per_px=d.chunks_out, contiguous=Signal(name="out_contig"),
+                         bus_lg=bus_lg, lanes_lg=lanes_lg)
+        m.d.comb += [
+            rd_in.contiguous.eq(1),
+            rd_res.contiguous.eq(1),
+            wr_out.contiguous.eq(d.output.pixel_pitch == (d.chunks_out << lanes_lg)),
+        ]
+
+        # ---- the FSM -----------------------------------------------------------------------------
+        rd = self.rd_cmd
+        load_step = Signal(range(6))
+        res_due = Signal()        # a residual row may be requested now
+        with m.If((self.dma_error != ERR_NONE) & (error == ERR_NONE) & self.busy):
+            m.d.sync += error.eq(self.dma_error)
+
+        weights_end = d.weights.base + d.weights.length
+        with m.FSM(name="seq") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [job.eq(0), desc_addr.eq(self.desc_base), error.eq(ERR_NONE)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += [
+                    rd.valid.eq(1),
+                    rd.payload.tag.eq(Tag.DESC),
+                    rd.payload.cmd.addr.eq(desc_addr), rd.payload.cmd.beats.eq(desc_beats),
+                    rd.payload.cmd.base.eq(self.desc_base), rd.payload.cmd.end.eq(self.desc_limit),
+                ]
+                with m.If(rd.ready):
+                    m.d.sync += got.eq(0)
+                    m.next = "COLLECT"
+            with m.State("COLLECT"):
+                m.d.comb += self.desc_in.ready.eq(1)
+                with m.If(self.desc_in.valid):
+                    m.d.sync += [raw.eq(Cat(raw[bb * 8:], self.desc_in.payload.data)), got.eq(got + 1)]
+                    with m.If(got == desc_beats - 1):
+                        m.next = "CHECK"
+                with m.If(error != ERR_NONE):   # e.g. the descriptor address outside its window
+                    m.next = "FAILED"
+            with m.State("CHECK"):   # facts are registered from the now-complete descriptor
+                m.next = "JUDGE"
+            with m.State("JUDGE"):
+                with m.If(all_ok):
+                    m.d.sync += translate
+                    m.d.sync += assign(pe_ctx0, ctx(last_stage, Mux(is_block | is_dwpw, w1_base, 0),
+                                                    Mux(is_block | is_dwpw, t1_base, 0)))
+                    with m.If(is_dw):
+                        m.d.sync += assign(pe_ctx0, zero_ctx)
+                    with m.If(is_block):
+                        m.d.sync += assign(pe_ctx1, ctx(d.pe0, 0, 0))
+                    with m.Else():
+                        m.d.sync += assign(pe_ctx1, zero_ctx)
+                    m.d.sync += [*load_values, load_step.eq(0)]
+                    m.d.comb += self.load_reset.eq(1)
+                    m.next = "LOAD"
+                with m.Else():
+                    with m.If(error == ERR_NONE):
+                        m.d.sync += error.eq(ERR_DESCRIPTOR)
+                    m.next = "FAILED"
+            with m.State("LOAD"):
+                # pe0 weights, pe0 tables, dw params, pe1 weights, pe1 tables; empty ones skipped
+                steps = [
+                    (pe0_used, d.pe0.weight_addr, d.pe0.weight_words * w_beats, Tag.WEIGHTS),
+                    (pe0_used, d.pe0.table_addr, d.pe0.out_tiles * t_beats, Tag.TABLES),
+                    (has_dw, d.dw.param_addr, lb_chunks * p_beats, Tag.PARAMS),
+                    (pe1_used, d.pe1.weight_addr, d.pe1.weight_words * w_beats, Tag.WEIGHTS),
+                    (pe1_used, d.pe1.table_addr, d.pe1.out_tiles * t_beats, Tag.TABLES),
+                ]
+                with m.Switch(load_step):
+                    for k, (used, addr, beats, tag) in enumerate(steps):
+                        with m.Case(k):
+                            m.d.comb += [
+                                rd.valid.eq(used),
+                                rd.payload.tag.eq(tag),
+                                rd.payload.cmd.addr.eq(addr), rd.payload.cmd.beats.eq(beats),
+                                rd.payload.cmd.base.eq(d.weights.base), rd.payload.cmd.end.eq(weights_end),
+                            ]
+                            with m.If(~used | rd.ready):
+                                m.d.sync += load_step.eq(k + 1)
+                    with m.Case(len(steps)):
+                        m.next = "WAIT_LOADS"
+                with m.If(error != ERR_NONE):
+                    m.next = "FAILED"
+            with m.State("WAIT_LOADS"):
+                with m.If(self.loads_done & (error == ERR_NONE)):
+                    m.d.comb += self.engine_start.eq(1)
+                    rd_in.reset()
+                    rd_res.reset()
+                    wr_out.reset()
+                    m.d.sync += res_due.eq(0)
+                    m.next = "STREAM"
+                with m.If(error != ERR_NONE):
+                    m.next = "FAILED"
+            with m.State("STREAM"):
+                # reads: input rows, each residual row after the input row below it
+                take_res = Signal()
+                m.d.comb += take_res.eq(d.residual & ~rd_res.done & (res_due | rd_in.done))
+                with m.If(take_res):
+                    m.d.comb += [rd.valid.eq(1), rd.payload.tag.eq(Tag.RESIDUAL)]
+                    m.d.comb += [getattr(rd.payload.cmd, k).eq(v) for k, v in rd_res.command().items()]
+                    with m.If(rd.ready):
+                        rd_res.advance()
+                        m.d.sync += res_due.eq(0)
+                with m.Elif(~rd_in.done):
+                    m.d.comb += [rd.valid.eq(1), rd.payload.tag.eq(Tag.INPUT)]
+                    m.d.comb += [getattr(rd.payload.cmd, k).eq(v) for k, v in rd_in.command().items()]
+                    with m.If(rd.ready):
+                        row_end = rd_in.advance()
+                        with m.If(row_end & (rd_in.y >= 1)):
+                            m.d.sync += res_due.eq(1)
+                # writes: every output row (or pixel)
+                with m.If(~wr_out.done):
+                    m.d.comb += self.wr_cmd.valid.eq(1)
+                    m.d.comb += [getattr(self.wr_cmd.payload, k).eq(v) for k, v in wr_out.command().items()]
+                    with m.If(self.wr_cmd.ready):
+                        wr_out.advance()
+                all_issued = rd_in.done & wr_out.done & (~d.residual | rd_res.done)
+                with m.If(error != ERR_NONE):
+                    m.next = "FAILED"
+                with m.Elif(all_issued & ~self.engine_busy & self.dma_idle & ~self.engine_start):
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.sync += [job.eq(job + 1), desc_addr.eq(desc_addr + self._desc_bytes)]
+                with m.If(d.last):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "FETCH"
+            with m.State("FAILED"):   # until the top resets the datapath (CSR start or abort)
+                pass
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("FAILED"))
+        return m

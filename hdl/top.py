@@ -1,0 +1,248 @@
+"""Accelerator: the top that drops into an FPGA design — AXI4-Lite registers, one AXI4 master, an interrupt.
+
+Inside (see DESIGN.md section 1)::
+
+    s_axil ─▶ CsrSlave ─▶ JobSequencer ─┬─ rd_cmd (+tag) ─▶ DmaReader ─▶ route by tag ─┬─▶ descriptor
+                                        │                                              ├─▶ Upsizer ─▶ weights / tables / dw params (engine loads)
+                                        │                                              ├─▶ Upsizer ─▶ engine.i
+                                        │                                              └─▶ Upsizer ─▶ residual FIFO ─▶ engine.res
+                                        └─ wr_cmd ─▶ DmaWriter ◀─ Downsizer ◀─ engine.o
+    m_axi ◀─ Dma (reader + writer)                        irq ◀─ done & irq_enable
+
+Host protocol: write the DRAM image (descriptors, parameters, input), set ``desc_base`` and
+``desc_limit`` (the descriptor window), write ``ctrl.start``; wait for ``irq`` (or poll
+``status``); read the output; clear ``status.done`` (write 1). ``ctrl.start`` and ``ctrl.abort``
+first reset the whole datapath for one cycle (DMA, engine, sequencer, FIFOs), so a new run after
+an error or an abort in the middle of a run starts clean; the host must not start while the
+bus still has transactions of an aborted run in flight (wait a few hundred cycles, or reset
+the interconnect).
+
+Registers (32-bit words; `REGISTERS` gives the offsets):
+
+==============  ====  ======================================================================
+ident           ro    0x44574631 ("DWF1")
+config          ro    lanes [7:0], pe_cols [15:8], bus_bytes [23:16]
+ctrl            wo    bit 0 start, bit 1 abort, bit 2 irq_enable (reads back irq_enable)
+status          wo    read: bit 0 busy, bit 1 done, bit 2 error, [5:4] error code
+                      (1 window, 2 bus, 3 descriptor), [31:16] job; write 1 to bit 1: clear done
+desc_base       rw    byte address of the first descriptor
+desc_limit      rw    end of the descriptor window (exclusive)
+cycles          ro    cycles from start to done/error (perf counters clear at start)
+jobs            ro    jobs completed
+rd_bytes        ro    bytes read from DRAM
+wr_bytes        ro    bytes written to DRAM
+engine_busy     ro    cycles the engine was running a layer
+in_words        ro    words the engine took on ``i``
+in_starved      ro    cycles the running engine was ready for input that DRAM had not delivered
+out_words       ro    words the engine gave on ``o``
+out_stalled     ro    cycles the engine's output waited for the write DMA
+==============  ====  ======================================================================
+"""
+
+from amaranth import Module, ResetInserter, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .axi import AXI4LiteSignature, AXI4Signature
+from .config import Config
+from .csr import CsrSlave
+from .descriptor import dw_param_layout, item_bytes, table_row_layout
+from .dma import Dma
+from .engine import LayerEngine
+from .gearbox import Downsizer, Upsizer
+from .multiplier import DSP_KINDS
+from .sequencer import RES_FIFO_WORDS, JobSequencer, Tag
+
+__all__ = ["Accelerator", "REGISTERS", "IDENT"]
+
+IDENT = 0x44574631
+
+_REGS = [
+    ("ident", "ro"), ("config", "ro"), ("ctrl", "wo"), ("status", "wo"), ("desc_base", "rw"),
+    ("desc_limit", "rw"), ("cycles", "ro"), ("jobs", "ro"), ("rd_bytes", "ro"), ("wr_bytes", "ro"),
+    ("engine_busy", "ro"), ("in_words", "ro"), ("in_starved", "ro"), ("out_words", "ro"),
+    ("out_stalled", "ro"),
+]
+#: Register name → byte offset.
+REGISTERS = {name: 4 * k for k, (name, _) in enumerate(_REGS)}
+
+
+class Accelerator(wiring.Component):
+    """The dwfuse top (see the module docstring).
+
+    Parameters
+    ----------
+    config : Config
+        ``lanes`` must be a multiple of ``bus_bytes`` and ``pe_cols / lanes`` a power of two.
+    dsp : str
+        Multiplier mapping for the engine (`RegisteredMultiplier`).
+    """
+
+    def __init__(self, config, *, dsp="infer"):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, not {config!r}")
+        if dsp not in DSP_KINDS:
+            raise ValueError(f"dsp must be one of {DSP_KINDS}, not {dsp!r}")
+        self._config, self._dsp = config, dsp
+        self._seq = JobSequencer(config)          # validates the config for the top
+        self._engine = LayerEngine(config, dsp=dsp)
+        super().__init__({
+            "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
+            "m_axi": Out(AXI4Signature(addr_width=32, data_width=config.bus_bytes * 8)),
+            "irq": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        bb, bus_bits = c.bus_bytes, c.bus_bytes * 8
+        word_bits = c.lanes * 8
+        ratio = c.lanes // bb
+
+        csr = m.submodules.csr = CsrSlave(_REGS, addr_width=8)
+        wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
+
+        # ---- start / abort: one cycle of datapath reset, then start -----------------------------
+        soft_rst = Signal()
+        start_next = Signal()
+        irq_en = Signal()
+        m.d.sync += [soft_rst.eq(0), start_next.eq(0)]
+        with m.If(csr.ctrl_we):
+            m.d.sync += [soft_rst.eq(csr.ctrl[0] | csr.ctrl[1]), start_next.eq(csr.ctrl[0]),
+                         irq_en.eq(csr.ctrl[2])]
+
+        def datapath(name, component):
+            m.submodules[name] = ResetInserter(soft_rst)(component)
+            return component
+
+        seq = datapath("sequencer", self._seq)
+        dma = datapath("dma", Dma(bus_bytes=bb, addr_width=32))
+        engine = datapath("engine", self._engine)
+        tags = datapath("tags", SyncFIFOBuffered(width=Tag.WIDTH, depth=16))
+        m.d.comb += seq.start.eq(start_next)
+
+        # ---- read commands: to the reader, their tags to the router --------------------------------
+        m.d.comb += [
+            dma.rd_cmd.payload.eq(seq.rd_cmd.payload.cmd),
+            dma.rd_cmd.valid.eq(seq.rd_cmd.valid & tags.w_rdy),
+            seq.rd_cmd.ready.eq(dma.rd_cmd.ready & tags.w_rdy),
+            tags.w_data.eq(seq.rd_cmd.payload.tag),
+            tags.w_en.eq(seq.rd_cmd.valid & seq.rd_cmd.ready),
+        ]
+        wiring.connect(m, seq.wr_cmd, dma.wr_cmd)
+        wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
+
+        # ---- read data: route by the head tag -----------------------------------------------------
+        def beats_of(layout_bits):
+            return -(-layout_bits // bus_bits)
+
+        w_bits = c.lanes * c.pe_cols * 8
+        t_layout, p_layout = table_row_layout(c), dw_param_layout(c)
+        up = {
+            Tag.DESC: None,
+            Tag.WEIGHTS: datapath("up_weights", Upsizer(bus_bits, w_bits, beats_of(w_bits))),
+            Tag.TABLES: datapath("up_tables", Upsizer(bus_bits, t_layout.size, item_bytes(t_layout, c) // bb)),
+            Tag.PARAMS: datapath("up_params", Upsizer(bus_bits, p_layout.size, item_bytes(p_layout, c) // bb)),
+            Tag.INPUT: datapath("up_input", Upsizer(bus_bits, word_bits, ratio)),
+            Tag.RESIDUAL: datapath("up_residual", Upsizer(bus_bits, word_bits, ratio)),
+        }
+        rdata = dma.rd_data
+        m.d.comb += tags.r_en.eq(rdata.valid & rdata.ready & rdata.payload.last)
+        with m.Switch(tags.r_data):
+            for tag, conv in up.items():
+                sink = seq.desc_in if conv is None else conv.i
+                m.d.comb += sink.payload.data.eq(rdata.payload.data)
+                with m.Case(tag):
+                    m.d.comb += [sink.valid.eq(rdata.valid & tags.r_rdy), rdata.ready.eq(sink.ready & tags.r_rdy)]
+
+        # ---- parameter loads at running addresses ------------------------------------------------
+        counts = {name: Signal(24, name=f"loaded_{name}") for name in ("weights", "tables", "params")}
+        for port, conv, name, fields in (
+            (engine.wload, up[Tag.WEIGHTS], "weights", None),
+            (engine.tload, up[Tag.TABLES], "tables", t_layout),
+            (engine.pload, up[Tag.PARAMS], "params", p_layout),
+        ):
+            m.d.comb += [port.valid.eq(conv.o.valid), conv.o.ready.eq(port.ready)]
+            addr_field = "addr" if name != "params" else "chunk"
+            m.d.comb += getattr(port.payload, addr_field).eq(counts[name])
+            if fields is None:
+                m.d.comb += port.payload.data.eq(conv.o.payload.data)
+            else:
+                item = data.View(fields, conv.o.payload.data)
+                m.d.comb += [getattr(port.payload, f).eq(getattr(item, f)) for f, _ in fields]
+            with m.If(seq.load_reset | soft_rst):
+                m.d.sync += counts[name].eq(0)
+            with m.Elif(port.valid & port.ready):
+                m.d.sync += counts[name].eq(counts[name] + 1)
+        m.d.comb += seq.loads_done.eq((counts["weights"] == seq.load_counts.weights)
+                                      & (counts["tables"] == seq.load_counts.tables)
+                                      & (counts["params"] == seq.load_counts.params))
+
+        # ---- activations -----------------------------------------------------------------------------
+        res_fifo = datapath("res_fifo", SyncFIFOBuffered(width=word_bits, depth=RES_FIFO_WORDS))
+        m.d.comb += [
+            engine.i.valid.eq(up[Tag.INPUT].o.valid), engine.i.payload.data.eq(up[Tag.INPUT].o.payload.data),
+            up[Tag.INPUT].o.ready.eq(engine.i.ready),
+            res_fifo.w_en.eq(up[Tag.RESIDUAL].o.valid), res_fifo.w_data.eq(up[Tag.RESIDUAL].o.payload.data),
+            up[Tag.RESIDUAL].o.ready.eq(res_fifo.w_rdy),
+            engine.res.valid.eq(res_fifo.r_rdy), engine.res.payload.data.eq(res_fifo.r_data),
+            res_fifo.r_en.eq(engine.res.ready),
+        ]
+        down = datapath("down_output", Downsizer(bus_bits, ratio))
+        m.d.comb += [
+            down.i.valid.eq(engine.o.valid), down.i.payload.data.eq(engine.o.payload.data),
+            engine.o.ready.eq(down.i.ready),
+        ]
+        wiring.connect(m, down.o, dma.wr_data)
+
+        # ---- sequencer ↔ engine / DMA ----------------------------------------------------------------
+        m.d.comb += [
+            engine.cfg.eq(seq.engine_cfg), engine.start.eq(seq.engine_start),
+            seq.engine_busy.eq(engine.busy),
+            seq.dma_idle.eq(dma.idle),
+            seq.desc_base.eq(csr.desc_base), seq.desc_limit.eq(csr.desc_limit),
+        ]
+        with m.If(dma.rd_error != 0):
+            m.d.comb += seq.dma_error.eq(dma.rd_error)
+        with m.Elif(dma.wr_error != 0):
+            m.d.comb += seq.dma_error.eq(dma.wr_error)
+
+        # ---- status, interrupt, performance counters ---------------------------------------------
+        done = Signal()
+        with m.If(seq.done):
+            m.d.sync += done.eq(1)
+        with m.If((csr.status_we & csr.status[1]) | start_next):
+            m.d.sync += done.eq(0)
+        failed = seq.error != 0
+        m.d.comb += [
+            csr.ident.eq(IDENT),
+            csr.config.eq(c.lanes | (c.pe_cols << 8) | (bb << 16)),
+            csr.ctrl_rd.eq(irq_en << 2),
+            csr.status_rd.eq(seq.busy | (done << 1) | (failed << 2) | (seq.error << 4) | (seq.error_job << 16)),
+            self.irq.eq(irq_en & (done | failed)),
+            csr.jobs.eq(seq.jobs),
+            csr.rd_bytes.eq(dma.beats_read << exact_log2(bb)),
+            csr.wr_bytes.eq(dma.beats_written << exact_log2(bb)),
+        ]
+        perf = {
+            "cycles": seq.busy,
+            "engine_busy": engine.busy,
+            "in_words": engine.i.valid & engine.i.ready,
+            "in_starved": engine.busy & engine.i.ready & ~engine.i.valid,
+            "out_words": engine.o.valid & engine.o.ready,
+            "out_stalled": engine.o.valid & ~engine.o.ready,
+        }
+        for name, event in perf.items():
+            counter = Signal(32, name=f"perf_{name}")
+            m.d.comb += getattr(csr, name).eq(counter)
+            with m.If(start_next):
+                m.d.sync += counter.eq(0)
+            with m.Elif(event):
+                m.d.sync += counter.eq(counter + 1)
+        return m

@@ -1,0 +1,227 @@
+"""cocotb side of the `rtl` backend: a compiled program on the Accelerator top under Verilator.
+
+Runs inside the simulator process. The driver (sw/rtl_backend.py) pickles a session — the
+`Program`, the input sets, options — to ``$DWFUSE_SESSION``; this bench loads the program's DRAM
+image into the simulator-resident DRAM (verif/models/axi_ram_sim.v, bulk transfers through a
+hex file), then for every input set executes the program's groups in order: host groups in
+numpy on tensors read back from the simulated DRAM, accelerator chains by writing the CSRs over
+AXI4-Lite (cocotbext-axi's AxiLiteMaster) and sleeping until the interrupt. Python does nothing
+per cycle while a chain runs, so the simulation runs at Verilator speed. Results (outputs,
+per-chain counters, cycles, wall time) go to ``$DWFUSE_SESSION.out`` as a pickle.
+"""
+
+import os
+import pickle
+import random
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+from dwfuse.hdl import descriptor as D
+from dwfuse.hdl.top import IDENT, REGISTERS
+from dwfuse.interpreter import run_op
+
+__all__ = ["SESSION_ENV", "ERROR_NAMES"]
+
+SESSION_ENV = "DWFUSE_SESSION"
+#: While a chain runs, Python wakes every POLL_CYCLES cycles only to report progress.
+POLL_CYCLES = 100_000
+ERROR_NAMES = {1: "DMA access outside its window", 2: "AXI bus error response",
+               3: "descriptor the hardware cannot run"}
+_PERF = ("cycles", "jobs", "rd_bytes", "wr_bytes", "engine_busy", "in_words", "in_starved",
+         "out_words", "out_stalled")
+
+
+class DramFile:
+    """Bulk access to ``dut.dram.mem`` through the hex file the RAM model reads and writes."""
+
+    def __init__(self, dut, path, bus_bytes):
+        self.dut, self.path, self.bb = dut, path, bus_bytes
+        dut.dram_load.value = 0
+        dut.dram_dump.value = 0
+
+    async def _pulse(self, port, lo, hi):
+        self.dut.dram_lo.value = lo
+        self.dut.dram_hi.value = hi
+        port.value = 1
+        await RisingEdge(self.dut.clk)
+        await RisingEdge(self.dut.clk)
+        port.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def read(self, addr, nbytes):
+        """Bytes [addr, addr + nbytes) as a uint8 array."""
+        bb = self.bb
+        lo, hi = addr // bb, (addr + nbytes - 1) // bb
+        await self._pulse(self.dut.dram_dump, lo, hi)
+        with open(self.path) as f:
+            lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith(("//", "@"))]
+        words = bytes.fromhex("".join(ln.rjust(2 * bb, "0") for ln in lines))
+        raw = np.frombuffer(words, np.uint8).reshape(-1, bb)[:, ::-1].reshape(-1)
+        off = addr - lo * bb
+        return raw[off:off + nbytes].copy()
+
+    async def write(self, addr, payload):
+        """Write ``payload`` (bytes-like) at ``addr``; partial edge words keep their other bytes."""
+        bb = self.bb
+        payload = np.frombuffer(bytes(payload), np.uint8)
+        lo, hi = addr // bb, (addr + len(payload) - 1) // bb
+        if addr % bb or len(payload) % bb:
+            whole = await self.read(lo * bb, (hi - lo + 1) * bb)
+            whole[addr - lo * bb: addr - lo * bb + len(payload)] = payload
+            payload = whole
+        text = payload.reshape(-1, bb)[:, ::-1].tobytes().hex()
+        with open(self.path, "w") as f:
+            f.write("\n".join(text[k:k + 2 * bb] for k in range(0, len(text), 2 * bb)) + "\n")
+        await self._pulse(self.dut.dram_load, lo, hi)
+
+
+class _Bus:
+    """The CSR window over AXI4-Lite."""
+
+    def __init__(self, dut, pause, rng):
+        self.master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+        if pause:
+            for ch in (self.master.write_if.aw_channel, self.master.write_if.w_channel,
+                       self.master.write_if.b_channel, self.master.read_if.ar_channel,
+                       self.master.read_if.r_channel):
+                ch.set_pause_generator(iter(lambda: rng.random() < pause, None))
+
+    async def read(self, name):
+        return int.from_bytes(await self.master.read(REGISTERS[name], 4), "little")
+
+    async def write(self, name, value):
+        await self.master.write(REGISTERS[name], int(value).to_bytes(4, "little"))
+
+
+async def _run_chain(dut, bus, first_addr, limit, timeout_cycles, *, abort_after=None, progress=None):
+    """Start the chain at ``first_addr``; returns the perf counters, or raises on an error status."""
+    await bus.write("desc_base", first_addr)
+    await bus.write("desc_limit", limit)
+    await bus.write("ctrl", 0b101)                 # start, irq_enable
+    if abort_after is not None:                    # the reset-in-the-middle test
+        await ClockCycles(dut.clk, abort_after)
+        await bus.write("ctrl", 0b010)
+        await ClockCycles(dut.clk, 300)
+        return None
+    waited = 0
+    while not dut.irq.value and waited < timeout_cycles:   # wake every POLL cycles for progress
+        await First(RisingEdge(dut.irq), Timer(POLL_CYCLES * 10, "ns"))
+        waited += POLL_CYCLES
+        if progress is not None:
+            progress(await bus.read("jobs"))
+    status = await bus.read("status")
+    perf = {name: await bus.read(name) for name in _PERF}
+    if not dut.irq.value:
+        raise RuntimeError(f"chain at {first_addr:#x}: no interrupt after {timeout_cycles} cycles "
+                           f"(status {status:#x}, {perf})")
+    code = (status >> 4) & 3
+    if status & 4:
+        job = status >> 16
+        raise RuntimeError(f"accelerator error {code} ({ERROR_NAMES.get(code, '?')}) in job {job} of "
+                           f"the chain at {first_addr:#x}")
+    await bus.write("status", 0b10)                # clear done
+    return perf
+
+
+@cocotb.test()
+async def run_session(dut):
+    session_path = os.environ[SESSION_ENV]
+    with open(session_path, "rb") as f:
+        session = pickle.load(f)
+    program, runs = session["program"], session["inputs"]
+    opts = session.get("options", {})
+    cfg = program.config
+    rng = random.Random(int(os.environ.get("COCOTB_RANDOM_SEED", "0")))
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    dram = DramFile(dut, session["dram_file"], cfg.bus_bytes)
+    bus = _Bus(dut, opts.get("csr_pause", 0.0), rng)
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 2)
+    ident = await bus.read("ident")
+    assert ident == IDENT, f"ident register {ident:#x}, expected {IDENT:#x}"
+
+    image = program.image.copy()
+    desc_layout = D.descriptor_layout()
+    desc_size = D.item_bytes(desc_layout, cfg)
+    keep_all = opts.get("keep_all", False)
+    if keep_all:   # end a chain after every group, so each group's output can be read back
+        for cg in program.groups:
+            if cg.jobs:
+                j = program.jobs[cg.jobs[-1]]
+                d = D.unpack_bytes(desc_layout, image[j.addr:j.addr + desc_size])
+                d["last"] = 1
+                image[j.addr:j.addr + desc_size] = np.frombuffer(D.pack_bytes(desc_layout, d, cfg), np.uint8)
+    load_start = time.monotonic()
+    await dram.write(0, image.tobytes())
+    load_seconds = time.monotonic() - load_start
+    limit = program.descriptor_base + program.descriptor_bytes
+    g = program.graph
+
+    if opts.get("abort_after") is not None:        # start, reset mid-run, then run normally
+        first = next(cg for cg in program.groups if cg.jobs)
+        await _run_chain(dut, bus, program.jobs[first.jobs[0]].addr, limit, 0,
+                         abort_after=opts["abort_after"])
+
+    results = []
+    done_jobs = 0
+
+    def report(jobs_done):
+        with open(session_path + ".progress", "w") as f:
+            f.write(str(jobs_done))
+    for inputs in runs:
+        wall = time.monotonic()
+        values, chains, computed = {}, [], {}
+        for i, x in zip(g.inputs, inputs):
+            if i in program.buffers:
+                buf = program.buffers[i]
+                buf.write(image, np.asarray(x))
+                await dram.write(buf.addr, image[buf.addr:buf.addr + buf.size].tobytes())
+            else:
+                values[i] = np.asarray(x)
+
+        async def fetch(t):
+            buf = program.buffers[t]
+            image[buf.addr:buf.addr + buf.size] = await dram.read(buf.addr, buf.size)
+            return buf.read(image, g.tensors[t].shape)
+
+        for k, cg in enumerate(program.groups):
+            if cg.mode == "HOST":
+                op = cg.group.ops[0]
+                for t in op.inputs:
+                    if t in program.buffers:
+                        values[t] = await fetch(t)
+                for t, y in zip(op.outputs, run_op(op, g, values)):
+                    values[t] = y
+                    if t in program.buffers:
+                        buf = program.buffers[t]
+                        buf.write(image, y)
+                        await dram.write(buf.addr, image[buf.addr:buf.addr + buf.size].tobytes())
+                continue
+            for j in cg.jobs:
+                job = program.jobs[j]
+                starts_chain = j == 0 or program.jobs[j - 1].descriptor.get("last") or (
+                    keep_all and j == cg.jobs[0])
+                if not starts_chain:
+                    continue
+                budget = opts.get("timeout_cycles", 200_000_000)
+                perf = await _run_chain(dut, bus, job.addr, limit, budget,
+                                        progress=lambda n, base=done_jobs: report(base + n))
+                done_jobs += perf["jobs"]
+                report(done_jobs)
+                chains.append(dict(group=k, first_job=j, **perf))
+            if keep_all:
+                computed[cg.group.output] = await fetch(cg.group.output)
+        outputs = []
+        for t in g.outputs:
+            outputs.append(await fetch(t) if t in program.buffers else values[t])
+        results.append(dict(outputs=outputs, chains=chains, tensors=computed,
+                            wall_seconds=time.monotonic() - wall))
+    with open(session_path + ".out", "wb") as f:
+        pickle.dump(dict(results=results, load_seconds=load_seconds), f)
