@@ -471,3 +471,10 @@ def test_run_rejects_bad_inputs():
         prog.run(x.astype(np.int16))
     with pytest.raises(dwfuse.DwfuseError, match="unknown backend 'fpga'"):
         prog.run(x, backend="fpga")
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_224_small_config():
+    """The whole MobileNetV2-1.0-224 in column and channel tiles (CI runs the 96-pixel models above)."""
+    prog, _ = _check_program(_model("mobilenet_v2_1.0_224"), SMALL)
+    assert sum(len(cg.col_tiles) > 1 for cg in prog.groups) >= 5 and sum(len(cg.chan_tiles) > 1 for cg in prog.groups) >= 5
