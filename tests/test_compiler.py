@@ -274,16 +274,16 @@ def _small_conv_model():
     return _model("mobilenet_v1_0.25_96")
 
 
-def _conv3_model(channels, rng):
-    """int8 (1, 9, 11, channels) → 3x3 SAME conv to 6 channels: a CONV3 with a wide input."""
+def _conv3_model(channels, rng, h=9, wd=11):
+    """int8 (1, h, wd, channels) → 3x3 SAME conv to 6 channels: a CONV3."""
     from dwfuse.tflite_writer import TFLiteWriter
     w = TFLiteWriter()
-    x = w.tensor("x", (1, 9, 11, channels), np.int8, scale=[0.02], zero_point=[3])
+    x = w.tensor("x", (1, h, wd, channels), np.int8, scale=[0.02], zero_point=[3])
     ws = rng.uniform(0.002, 0.02, 6)
     wt = w.constant("w", rng.integers(-127, 128, (6, 3, 3, channels)).astype(np.int8), scale=ws,
                     quantized_dimension=0)
     bt = w.constant("b", rng.integers(-3000, 3000, 6).astype(np.int32), scale=ws * 0.02, quantized_dimension=0)
-    y = w.tensor("y", (1, 9, 11, 6), np.int8, scale=[0.05], zero_point=[-5])
+    y = w.tensor("y", (1, h, wd, 6), np.int8, scale=[0.05], zero_point=[-5])
     w.op("CONV_2D", [x, wt, bt], [y], padding="SAME", stride_h=1, stride_w=1, fused_activation="NONE")
     return dwfuse.load(w.to_bytes([x], [y]))
 
@@ -338,6 +338,16 @@ def test_hardware_limits_name_layer_and_limit(change, limit):
                        + limit) as e:
         dwfuse.compile(_small_conv_model(), cfg)
     assert "'small'" in str(e.value)
+
+
+def test_output_channel_and_height_limits():
+    g = _conv3_model(3, np.random.default_rng(2))
+    with pytest.raises(HardwareLimitError, match=r"op 0 \(CONV_2D\): one output tile of 8 channels .*max_out_channels 4"):
+        dwfuse.compile(g, dataclasses.replace(SMALL, max_out_channels=4))
+    with pytest.raises(HardwareLimitError, match=r"op 0 \(DEPTHWISE_CONV_2D\): 20 output channels .*max_out_channels 16"):
+        dwfuse.compile(_depthwise_model(np.random.default_rng(0), 1), dataclasses.replace(SMALL, max_out_channels=16))
+    with pytest.raises(HardwareLimitError, match=r"op 0 \(CONV_2D\): an input of 4100 rows exceeds the 4095 rows"):
+        dwfuse.compile(_conv3_model(3, np.random.default_rng(2), h=4100, wd=5), SMALL)
 
 
 def test_conv3_input_over_line_buffer_channels():
