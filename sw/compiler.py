@@ -34,13 +34,10 @@ from .program import CompiledGroup, Job, Program
 
 __all__ = ["compile", "line_bank_depth", "RESIDUAL_ROW_WORDS"]
 
-try:    # the JobSequencer's residual FIFO holds two rows
-    from .hdl.sequencer import RES_FIFO_WORDS as _RES_FIFO_WORDS
-except ImportError:     # not built yet: the size it is being built with
-    _RES_FIFO_WORDS = 512
-
-#: Most words (out_width * chunks_out) of one output row of a job with the residual ADD.
-RESIDUAL_ROW_WORDS = _RES_FIFO_WORDS // 2
+#: Most words (out_width * chunks_out) of one output row of a job with the residual ADD: the
+#: JobSequencer's residual FIFO holds two rows (hdl/sequencer.py RES_FIFO_WORDS // 2; a test
+#: checks they agree, without making the compiler import the sequencer's gateware).
+RESIDUAL_ROW_WORDS = 256
 
 #: Rows a job may have (the line buffer's and the sequencer's row counters).
 MAX_HEIGHT = 4095

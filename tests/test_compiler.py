@@ -488,3 +488,9 @@ def test_mobilenet_v2_224_small_config():
     """The whole MobileNetV2-1.0-224 in column and channel tiles (CI runs the 96-pixel models above)."""
     prog, _ = _check_program(_model("mobilenet_v2_1.0_224"), SMALL)
     assert sum(len(cg.col_tiles) > 1 for cg in prog.groups) >= 5 and sum(len(cg.chan_tiles) > 1 for cg in prog.groups) >= 5
+
+
+def test_residual_row_limit_matches_the_sequencer():
+    sequencer = pytest.importorskip("dwfuse.hdl.sequencer")
+    from dwfuse.compiler import RESIDUAL_ROW_WORDS
+    assert RESIDUAL_ROW_WORDS == sequencer.RES_FIFO_WORDS // 2
