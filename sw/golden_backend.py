@@ -41,6 +41,8 @@ def _tensor(image, acc, rows, cols, chunks, lanes, what):
 
 
 class _Job:
+    """One job being executed: its decoded descriptor and the DRAM bytes it has moved so far."""
+
     def __init__(self, image, addr, config):
         self.image, self.config = image, config
         layout = D.descriptor_layout()

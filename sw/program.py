@@ -153,6 +153,16 @@ class Program:
     def report(self, traffic=None, host_input_bytes=0):
         """Per layer and total figures; DRAM bytes are those of a run (`traffic`), if given.
 
+        Keys: ``config``, ``pe_array_macs_per_cycle``, ``dw_macs_per_cycle``, ``macs``,
+        ``lower_bound_cycles`` (issue 4: per group max(PE MACs / PE rate, DW MACs / DW rate),
+        summed), ``dram_read_bytes``, ``dram_write_bytes``, ``dram_bytes``,
+        ``compulsory_dram_bytes`` (weights + input + output + fused-group boundaries, from the
+        fusion plan), ``layer_by_layer_dram_bytes``, ``host_input_bytes``, ``jobs``,
+        ``param_bytes``, ``dram_image_bytes``; ``layers`` (per op: index, op, group, mode, macs,
+        lower_bound_cycles, dram_read_bytes, dram_write_bytes, layer_by_layer_dram_bytes) and
+        ``groups`` (per group: index, mode, ops, jobs, column_tiles, channel_tiles, notes,
+        lower_bound_cycles, dram_read_bytes, dram_write_bytes).
+
         DRAM bytes count what the jobs read and write (descriptors, parameters, activations) and
         what host ops read from and write to DRAM tensors; the host's write of the network input
         (once per inference, before the first job) is ``host_input_bytes``, not in the totals.
