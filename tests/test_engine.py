@@ -3,7 +3,9 @@
 Random layers (odd sizes, channel counts that are not multiples of lanes or pe_cols, stride 2
 on odd sizes, SAME / VALID / explicit pads, zero points at -128 and 127, random stalls on i,
 res and o) run back to back on one DUT per test; the seed is in every failure message. Real
-layers cut from ../shared/models are in tests/test_engine_models.py.
+layers cut from ../shared/models (every DW->PW pair of person_detect, every inverted-residual
+block of mobilenet_v2_a035_96, and both first-layer 3x3 convs) run on the ecp5 preset: the
+small ones in CI, all of them under ``-m slow``.
 """
 
 import json
@@ -16,7 +18,8 @@ from dwfuse.hdl.engine import LayerEngine, Mode, conv3_weights, engine_cfg
 from dwfuse.hdl.word_splitter import split_cfg
 from dwfuse.verif.sim import design_sources, run_cocotb
 from dwfuse.verif.tb_engine import (CASE_ENV, STATS_ENV, add_layer, conv3_layer, dw_layer,
-                                    make_run, pw_layer, write_case)
+                                    make_run, model_runs, pw_layer, write_case)
+from shared_models import shared_model
 
 TOPLEVEL = "layer_engine"
 
@@ -142,3 +145,56 @@ def test_tiny_every_mode_with_stalls(tmp_path, seed):
         zps = [(-128, 127), (127, -128), None][(n + seed) % 3]
         runs.append(random_run(rng, config, mode, zps=zps, idle=0.3, stall=0.4))
     simulate(tmp_path, config, runs, seed)
+
+
+def test_ecp5_lanes_every_mode(tmp_path):
+    """The ecp5 preset (8 lanes, 16 PE columns: 2 output words per tile) in every mode."""
+    config = preset("ecp5")
+    rng = np.random.default_rng(17)
+    runs = [random_run(rng, config, mode, zps=[(-128, 127), (127, -128)][n % 2], idle=0.2, stall=0.3)
+            for n, mode in enumerate(MODES)]
+    simulate(tmp_path, config, runs, 17)
+
+
+# ---- real layers ---------------------------------------------------------------------------
+
+
+def real_runs(model, config):
+    """`model_runs` of one inference of a shared model: person_detect on person.bmp (raw
+    pixels), the others on a seeded random int8 input."""
+    import dwfuse
+    from dwfuse.inputs import load_input
+    graph = dwfuse.load(shared_model(model))
+    tensor = graph.tensors[graph.inputs[0]]
+    if model == "person_detect.tflite":
+        x = load_input(shared_model("person.bmp"), tensor, preprocess="raw")
+    else:
+        x = np.random.default_rng(0).integers(-128, 128, tensor.shape).astype(tensor.dtype)
+    _, values = dwfuse.run_graph(graph, x, keep_all=True)
+    return model_runs(graph, values, config)
+
+
+def _small(run):
+    return run["x"].shape[0] <= 6
+
+
+MODELS = {"person_detect": "person_detect.tflite",
+          "mobilenet_v2": "mobilenet_v2_a035_96_int8.tflite"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_real_layers_small(tmp_path, model):
+    """The groups of a real model with inputs up to 6x6 (CI subset): 0 mismatches."""
+    config = preset("ecp5")
+    runs = [r for r in real_runs(MODELS[model], config) if _small(r)]
+    assert len(runs) >= 4
+    simulate(tmp_path, config, runs, 23)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_real_layers_all(tmp_path, model):
+    """Every DW_PW / PW_DW_PW(+ADD) / CONV3 group of a real model: 0 mismatches."""
+    config = preset("ecp5")
+    runs = [r for r in real_runs(MODELS[model], config) if not _small(r)]
+    simulate(tmp_path, config, runs, 29)

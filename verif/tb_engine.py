@@ -22,7 +22,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
 from dwfuse.hdl.depthwise import pack_params
@@ -164,6 +164,7 @@ def make_run(config, mode, x, *, pe=None, dw=None, expand=None, stride=1, paddin
                      stride=stride, padding=padding, add=add_params)
     return {"mode": int(mode), "x": x, "expected": golden, "cfg": cfg, "wload": wload,
             "tload": tload, "pload": pload, "residual": add_params is not None,
+            "mid": None if expand is None else expand["w"].shape[0],
             "idle": idle, "stall": stall, "name": name or mode.name,
             "stride": stride, "padding": padding}
 
@@ -214,9 +215,13 @@ async def _run_one(dut, config, lay, run, n, srcs, sink, nprng):
     budget = 2000 + 60 * (x.size + exp.size) + 200 * oh * ow * max(1, x.shape[2] // lanes)
     got = await sink.receive(n_out, timeout_cycles=budget)
     cycles = round((get_sim_time("ns") - t0) / CLOCK_NS)
-    await feeder
-    if res_feeder is not None:
-        await res_feeder
+    for task, what in ((feeder, "i"), (res_feeder, "res")):
+        if task is not None:   # every input word must have been taken by now
+            try:
+                await with_timeout(task, 200 * CLOCK_NS, "ns")
+            except SimTimeoutError:
+                raise AssertionError(f"run {n} ({run['name']}): {what} words left untaken "
+                                     "after the last output") from None
     await _wait_idle(dut, 50)
     for _ in range(5):
         await ReadOnly()
@@ -265,3 +270,81 @@ async def engine_runs(dut):
     if os.environ.get(STATS_ENV):
         with open(os.environ[STATS_ENV], "w") as fh:
             json.dump(stats, fh)
+
+
+# ---- real layers cut from a model ------------------------------------------------------------
+
+
+def _op_layer(op, graph):
+    """An op's weights and integer parameters in the form `make_run` takes."""
+    p = op.params
+    w = graph.tensors[op.inputs[1]].data
+    if op.kind == "CONV_2D" and w.shape[1:3] == (1, 1):
+        w = w.reshape(w.shape[0], w.shape[3])
+    elif op.kind == "DEPTHWISE_CONV_2D" and graph.tensors[op.inputs[0]].shape[3] == 1 \
+            and p["depth_multiplier"] > 1:
+        w = w.transpose(3, 1, 2, 0)   # one input channel: a standard conv (O, 3, 3, 1)
+    channels = len(np.atleast_1d(p["multiplier"]))
+    bias = np.zeros(channels, np.int64) if p["bias"] is None else p["bias"]
+    return {"w": np.asarray(w, np.int8), "bias": np.asarray(bias, np.int64),
+            "multiplier": np.asarray(p["multiplier"], np.int64),
+            "shift": np.asarray(p["shift"], np.int64), "in_zp": int(p["in_zp"]),
+            "out_zp": int(p["out_zp"]), "act_min": int(p["act_min"]), "act_max": int(p["act_max"])}
+
+
+def _add_operands(op, project_output):
+    """The ADD's parameters with ``a`` = the projection output (the PE array's side)."""
+    p = dict(op.params)
+    if op.inputs[0] != project_output:
+        for name in ("zp", "multiplier", "shift"):
+            p[f"a_{name}"], p[f"b_{name}"] = p[f"b_{name}"], p[f"a_{name}"]
+    return {k: v for k, v in p.items() if k not in ("a_zp", "left_shift")}
+
+
+def group_run(graph, grp, x, config, *, padding=None, expected=None, name="", idle=0.1, stall=0.1):
+    """The run of one accelerator group (`dwfuse.fusion.Group`) of ``graph`` on input ``x``.
+
+    ``padding`` overrides the group's (e.g. for a cut of a few rows); ``expected`` is checked
+    against the golden output when given.
+    """
+    ops = [op for op in grp.ops if op.kind not in ("PAD", "PADV2")]
+    kw = dict(expected=expected, idle=idle, stall=stall, name=name)
+    conv = {"DW": 0, "DW_PW": 0, "CONV3": 0, "PW_DW_PW": 1}.get(grp.mode)
+    if conv is not None:
+        kw["stride"] = ops[conv].options["stride"][0]
+        kw["padding"] = grp.pad if padding is None else padding
+    layers = [_op_layer(op, graph) for op in ops[:3]]
+    if grp.mode == "PW":
+        x = x.reshape(1, -1, x.shape[-1])   # any pixel order: one row of pixels
+        if expected is not None:
+            kw["expected"] = expected.reshape(1, -1, expected.shape[-1])
+        return make_run(config, Mode.PW, x, pe=layers[0], **kw)
+    if grp.mode == "DW":
+        return make_run(config, Mode.DW, x, dw=layers[0], **kw)
+    if grp.mode == "CONV3":
+        return make_run(config, Mode.CONV3, x, pe=layers[0], **kw)
+    if grp.mode == "DW_PW":
+        return make_run(config, Mode.DW_PW, x, dw=layers[0], pe=layers[1], **kw)
+    add_params = _add_operands(ops[3], ops[2].outputs[0]) if grp.residual >= 0 else None
+    return make_run(config, Mode.PW_DW_PW, x, expand=layers[0], dw=layers[1], pe=layers[2],
+                    add_params=add_params, **kw)
+
+
+def model_runs(graph, values, config, modes=("DW_PW", "PW_DW_PW", "CONV3"), idle=0.1,
+               stall=0.1):
+    """One run per accelerator group of ``graph`` whose mode is in ``modes``.
+
+    ``values``: every tensor of one inference (`dwfuse.run_graph(..., keep_all=True)`); the
+    group's input tensor is the run's input and its output tensor the reference the golden
+    output must equal. Returns a list of runs named "<model> group <n> <mode> <input shape>".
+    """
+    from dwfuse.fusion import plan
+    runs = []
+    for n, grp in enumerate(plan(graph)):
+        if grp.mode not in modes:
+            continue
+        x = values[grp.input][0]
+        runs.append(group_run(graph, grp, x, config, expected=values[grp.output][0], idle=idle,
+                              stall=stall,
+                              name=f"{graph.name} group {n} {grp.mode} {'x'.join(map(str, x.shape))}"))
+    return runs
