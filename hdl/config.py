@@ -156,11 +156,33 @@ class Config:
 
 
 PRESETS = {
-    # Lattice LFE5U-85F: 156 MULT18X18D, 208 x 18 Kbit BRAM, 84k LUT4. 128 PE MACs in DSPs; line
-    # buffer sized for MobileNetV2-1.0-224 (widest expanded row: 112 px x 96 ch, 4 slots). One
-    # residual-ADD lane (12 DSPs instead of 48): MobileNetV2-1.0's residual projections have
-    # K >= 144, so their k_words >= 18 cycles per tile already cover the ADD's 16 (narrower
-    # models' residual layers wait for the ADD).
+    # Lattice LFE5U-85F: 156 MULT18X18D, 208 x 18 Kbit DP16KD, 84k LUT4 (83,640 TRELLIS_COMB).
+    #
+    # DSP budget (all of LineBuffer + DepthwiseEngine + PointwiseArray + residual ADD):
+    #   PE array 8 x 16 int8 MACs            128 MULT18X18D
+    #   PE requantizers, 4 lanes x 4          16
+    #   residual ADD, 1 lane x 3 x 4          12
+    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": ~80 LUT4 each)
+    #   depthwise requantizer, 8 lanes x 4     0  ("dw_requant": four 16x16 shift-and-adds
+    #                                             per lane, ~1.2k LUT4/carry cells per lane)
+    #   total                                156 of 156
+    # Built with every multiplier in DSPs the datapath would need 260. The depthwise roles go
+    # to LUTs because the PE array's products are the cheapest to keep in DSPs per LUT saved
+    # (int8 x int8) and the PE array is what sets MobileNet's cycle count.
+    #
+    # Block RAM: line buffer 12 banks x 456 words x 64 bits = 24 DP16KD (512 x 36 each 2 wide),
+    # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array ~136 (weight
+    # buffer 2048 x 1024 bits = 114 at 2048 x 9, pixels, bias, scale): 193 of 208.
+    #
+    # Measured (scripts/synth.py --config ecp5 --target ecp5, design "engine" = LayerEngine in
+    # the synthesis harness; Yosys cells): 156 MULT18X18D, 193 DP16KD, 38.6k LUT4 + 11.1k CCU2C
+    # (68.4k of 83.6k TRELLIS_COMB, 81 %), 41.8k flip-flops. See build/synth/*.json.
+    #
+    # Line buffer sized for MobileNetV2-1.0-224 (line_bank_depth 456: the widest expanded row,
+    # 112 px x 96 ch, needs ceil(112/3) * 12 words; every other 3x3 input row needs fewer, see
+    # tests/test_config.py), 4 slots. One residual-ADD lane (12 DSPs instead of 48):
+    # MobileNetV2-1.0's residual projections have K >= 144, so their k_words >= 18 cycles per
+    # tile already cover the ADD's 16 (narrower models' residual layers wait for the ADD).
     "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
                    line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
                    residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps", "dw_requant")),

@@ -12,13 +12,16 @@ it exists, else the datapath); configurations are the presets of ``dwfuse.hdl.co
 writes ``OUT/<design>.v`` (top module ``<design>``) and ``OUT/manifest.json``::
 
     {"design": ..., "top": ..., "config": {...Config.as_dict()...}, "dsp": "infer" | "ecp5",
+     "ram": "infer" | "ecp5" (block RAM primitives, follows dsp),
      "ports": [{"name": "i__payload", "direction": "input", "width": 165}, ...],
      "amaranth_version": ..., "generated": ISO date (UTC), "git": {"commit": ..., "dirty": ...},
      "verilog": "<design>.v", "sha256": of the .v, "seconds": conversion time}
 
 One manifest per directory: use one ``--out`` per design. ``--dsp ecp5`` builds the multipliers
-as explicit ECP5 MULT18X18D instances (what ``scripts/synth.py --target ecp5`` synthesises);
-the default ``infer`` is portable Verilog. ``--lint`` runs ``verilator --lint-only`` with
+as explicit ECP5 MULT18X18D instances and the block RAMs of the components that use `BlockRAM`
+as DP16KD instances with their output registers (what ``scripts/synth.py --target ecp5``
+synthesises); the default ``infer`` is portable Verilog. Multipliers the Config assigns to
+LUTs (``Config.lut_multipliers``) are shift-and-add logic either way. ``--lint`` runs ``verilator --lint-only`` with
 exactly the waivers of ``verif/sim.py`` (``VERILATOR_WAIVERS``), plus the simulation models of
 ``verif/models/`` the design instantiates (``verif/sim.py`` ``PRIMITIVE_MODELS``); any other
 warning fails, as it would fail the simulation
@@ -101,6 +104,7 @@ def generate(design: str, config_name: str, out_dir: Path | str, *, dsp: str = "
         "top": design,
         "config": config.as_dict(),
         "dsp": dsp,
+        "ram": designs.ram_kind(dsp),
         "ports": parse_ports(text, design),
         "amaranth_version": amaranth.__version__,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -140,7 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--design", default=designs.DEFAULT_DESIGN, choices=designs.available(),
                         help=f"default: {designs.DEFAULT_DESIGN}")
     parser.add_argument("--dsp", default="infer", choices=designs.DSP_KINDS,
-                        help="multipliers: portable 'infer' (default) or registered ECP5 MULT18X18D")
+                        help="primitives: portable 'infer' (default) or ECP5 MULT18X18D and DP16KD "
+                             "with their own registers")
     parser.add_argument("--lint", action="store_true", help="verilator --lint-only the result")
     args = parser.parse_args(argv)
 

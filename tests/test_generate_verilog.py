@@ -77,7 +77,7 @@ def test_default_design_with_ecp5_dsps_lints_clean(tmp_path, verilator_exe):
     """What synth.py builds for ECP5: explicit MULT18X18D and DP16KD instances, linted with
     their simulation models (verif/models) and only the documented waivers."""
     manifest = generate_verilog.generate(designs.DEFAULT_DESIGN, "tiny", tmp_path, dsp="ecp5")
-    assert manifest["dsp"] == "ecp5"
+    assert manifest["dsp"] == "ecp5" and manifest["ram"] == "ecp5"
     text = (tmp_path / manifest["verilog"]).read_text()
     expected = {"MULT18X18D.v", "DP16KD.v"}
     if designs.DEFAULT_DESIGN == "linebuffer":
