@@ -175,6 +175,15 @@ class PointwiseArray(wiring.Component):
     dsp : str
         How multipliers are built (see `RegisteredMultiplier`): ``"infer"`` (portable, plain
         simulation) or ``"ecp5"`` (MULT18X18D instances with their own registers, for timing).
+    contexts : int
+        1 (default): one layer per run, the ports below. 2: two layers share the array, time-
+        multiplexed per pixel (the `LayerEngine`'s PW_DW_PW expand and project): ``cfg`` is then
+        ``{"ctx": [context 0, context 1], "residual", "add"}``, each context a layer's
+        ``k_words``, ``out_tiles``, zero points, clamp, ``weight_base`` and ``table_base``
+        (where its weights and tables were loaded); ``i`` words carry ``ctx`` (the same on
+        every word of a pixel); context 0's results leave on ``o`` (through the ADD if
+        ``residual``) and context 1's on an extra port ``ox`` of the same layout, so neither
+        waits behind the other's pipeline. Results of one context keep their order.
 
     Attributes
     ----------

@@ -198,3 +198,28 @@ def test_real_layers_all(tmp_path, model):
     config = preset("ecp5")
     runs = [r for r in real_runs(MODELS[model], config) if not _small(r)]
     simulate(tmp_path, config, runs, 29)
+
+
+def test_tiny_block_edges(tmp_path):
+    """PW_DW_PW corners: a trailing input row no window reads (VALID, stride 2, even height:
+    rule C), 1x1 and 1-row inputs, the largest explicit pads, a wide expansion (several tiles),
+    and heavy backpressure on o and res while the expand results must still drain."""
+    config = preset("tiny")
+    rng = np.random.default_rng(41)
+
+    def block(h, w, c, mid, o, stride, padding, residual=False, **kw):
+        expand = pw_layer(rng, c, mid, -128)
+        dw = dw_layer(rng, mid, expand["out_zp"], 127)
+        pe = pw_layer(rng, mid, o, dw["out_zp"])
+        return make_run(config, Mode.PW_DW_PW, _x(rng, h, w, c), expand=expand, dw=dw, pe=pe,
+                        stride=stride, padding=padding,
+                        add_params=add_layer(rng) if residual else None, **kw)
+
+    runs = [
+        block(6, 5, 3, 9, 6, 2, "VALID", idle=0.2, stall=0.3),
+        block(1, 1, 5, 7, 5, 1, "SAME", residual=True, idle=0.0, stall=0.0),
+        block(1, 7, 4, 6, 3, 2, (2, 0, 1, 1), idle=0.3, stall=0.2),
+        block(5, 4, 6, 30, 6, 1, "SAME", residual=True, idle=0.1, stall=0.8),
+        block(7, 7, 2, 13, 9, 2, (0, 2, 2, 0), idle=0.0, stall=0.0),
+    ]
+    simulate(tmp_path, config, runs, 41)
