@@ -17,7 +17,7 @@ padded taps already holding the input zero point. Per lane ``l`` the engine comp
 
 Pipeline (one window per cycle)::
 
-    i ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ S8 ─▶ FIFO (16) ─▶ Requantizer (15) ─▶ o
+    i ─▶ S1 ─▶ S2 ─▶ S3 ─▶ S4 ─▶ S5 ─▶ S6 ─▶ S7 ─▶ S8 ─▶ Requantizer (15/17) ─▶ FIFO (32) ─▶ o
     │           ▲           │           ▲     │     ▲
     └───────────┘           └───────────┘     └─────┘
      weight RAM               bias RAM     multiplier/shift RAM
@@ -49,16 +49,16 @@ multiplier + shift), each read shortly before the stage that needs it, so no par
 through the pipeline in flip-flops. Each is one write port (``pload``) + one registered,
 non-transparent read port: a pseudo-dual-port block RAM.
 
-Flow control: S1..S8 never stall and have no clock enable. A window is accepted only against a
-credit, one of the ``ACC_FIFO_DEPTH`` entries of the FIFO behind S8 (accumulators, multipliers,
-shifts, ``last``); the credit returns when the entry leaves the FIFO for the requantizer, so
-the FIFO can never overflow and S8 never waits. Only the FIFO's output register and the
-requantizer stall on backpressure, and the FIFO's read enable is the requantizer's ``i.ready``,
-a flip-flop. Why: an enable for the whole pipeline fans out to ~13k flip-flops and 72 DSPs
+Flow control: S1..S8 and the requantizer never stall and have no clock enable (the
+requantizer's output is always accepted, so its skid register never fills and its enable is a
+constant). A window is accepted only against a credit, one of the ``OUT_FIFO_DEPTH`` entries of
+the output FIFO (int8 words and ``last``); the credit returns when the word leaves the FIFO on
+``o``, so the FIFO can never overflow and nothing before it ever waits. Only the FIFO stalls on
+backpressure. Why: an enable for the whole pipeline fans out to ~13k flip-flops and 72 DSPs
 (ecp5 preset); built that way the engine placed and routed at 102 MHz with the enable net as
-the critical path. The FIFO (16 entries of ``70 * lanes + 1`` bits) fits distributed RAM.
-``i.ready`` depends only on the credit counter (and ``pload.valid``), never combinationally on
-``o.ready``.
+the critical path, and a requantizer with LUT multipliers has ~1.5k flip-flops per lane. The
+FIFO (32 entries of ``8 * lanes + 1`` bits) fits distributed RAM. ``i.ready`` depends only on
+the credit counter (and ``pload.valid``), never combinationally on ``o.ready``.
 
 Measured (ecp5 preset, ``dsp="ecp5"``, scripts/synth.py: LFE5U-85F, in the synthesis harness):
 104 MULT18X18D (72 taps + 32 in the requantizer) of 156, 33 DP16KD, ~11.6k LUT4/carry cells,
@@ -76,7 +76,7 @@ its last output word has been transferred.
 """
 
 import numpy as np
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -99,9 +99,10 @@ __all__ = [
 #: Pipeline stages from an accepted window to the accumulator FIFO (S1..S8).
 MAC_STAGES = 8
 
-#: Entries of the FIFO behind S8, i.e. windows in flight between ``i`` and the requantizer:
-#: more than ``MAC_STAGES`` + the FIFO's own latency, so credits never limit throughput.
-ACC_FIFO_DEPTH = 16
+#: Entries of the output FIFO, i.e. windows in flight between ``i`` and ``o``: more than
+#: ``MAC_STAGES`` + the requantizer's latency (15, or 17 with LUT multipliers) + the FIFO's own
+#: 2 cycles, so credits never limit throughput.
+OUT_FIFO_DEPTH = 32
 
 
 def _check_config(config):
@@ -251,7 +252,7 @@ class DepthwiseEngine(wiring.Component):
         ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
     latency : int
         Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
-        (8 MAC stages + 2 in the FIFO + the requantizer's 15 = 25; 27 when the Config builds
+        (8 MAC stages + the requantizer's 15 + 2 in the FIFO = 25; 27 when the Config builds
         the requantizer's multipliers from LUTs, as the ecp5 preset does). Throughput: one window
         per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
@@ -320,13 +321,13 @@ class DepthwiseEngine(wiring.Component):
         # ---- flow control: credits for the accumulator FIFO -----------------------------------
         # Every accepted window owns a FIFO entry until its accumulators leave the FIFO, so the
         # MAC pipeline never has to stop: it has no enable at all.
-        in_flight = Signal(range(ACC_FIFO_DEPTH + 1))  # accepted, not yet out of the FIFO
+        in_flight = Signal(range(OUT_FIFO_DEPTH + 1))  # accepted, not yet out of the FIFO
         valid = [Signal(name=f"s{k}_valid") for k in range(1, MAC_STAGES + 1)]  # S1..S8
         accept = self.i.valid & self.i.ready
         pop = Signal()
         m.d.comb += [
-            self.i.ready.eq((in_flight != ACC_FIFO_DEPTH) & ~self.pload.valid),
-            # No window has a parameter read ahead of it (the last one is at the FIFO's exit).
+            self.i.ready.eq((in_flight != OUT_FIFO_DEPTH) & ~self.pload.valid),
+            # No window has a parameter read ahead of it (the last one has left the FIFO).
             self.pload.ready.eq(in_flight == 0),
         ]
         m.d.sync += in_flight.eq(in_flight + accept - pop)
@@ -395,34 +396,29 @@ class DepthwiseEngine(wiring.Component):
                for l in range(lanes)]
         q8 = q_mem.r_data
 
-        # ---- accumulator FIFO (never full: see the credits above) → requantizer ---------------
-        # The FIFO's output register is the only stalling register outside the requantizer;
-        # its read enable is the requantizer's i.ready, a flip-flop.
-        entry_layout = data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes),
-                                          "q": rq_params, "last": 1})
-        fifo = m.submodules.acc_fifo = SyncFIFOBuffered(width=entry_layout.size,
-                                                         depth=ACC_FIFO_DEPTH)
-        entry = Signal(entry_layout)
-        m.d.comb += [entry.q.eq(q8), entry.last.eq(last[MAC_STAGES]),
-                     *(entry.acc[l].eq(acc[l]) for l in range(lanes)),
-                     fifo.w_data.eq(entry), fifo.w_en.eq(valid[-1])]
-        head = data.View(entry_layout, fifo.r_data)
-
+        # ---- requantizer (never stalls) → output FIFO (never full: see the credits above) → o
+        # With o.ready tied high the requantizer's skid register never fills, so its pipeline
+        # enable is a constant: no enable net fans out to its ~1.5k flip-flops per lane.
         rqi = rq.i.payload
         m.d.comb += [
-            pop.eq(fifo.r_rdy & rq.i.ready),
-            fifo.r_en.eq(rq.i.ready),
-            rq.i.valid.eq(fifo.r_rdy),
-            rqi.acc.eq(head.acc),
-            rqi.multiplier.eq(head.q.multiplier),
-            rqi.shift.eq(head.q.shift),
+            rq.i.valid.eq(valid[-1]),
+            *(rqi.acc[l].eq(acc[l]) for l in range(lanes)),
+            rqi.multiplier.eq(q8.multiplier),
+            rqi.shift.eq(q8.shift),
             rqi.out_zp.eq(self.cfg.out_zp),
             rqi.act_min.eq(self.cfg.act_min),
             rqi.act_max.eq(self.cfg.act_max),
-            rqi.tag.eq(head.last),
-            self.o.valid.eq(rq.o.valid),
-            self.o.payload.data.eq(rq.o.payload.data),
-            self.o.payload.last.eq(rq.o.payload.tag),
-            rq.o.ready.eq(self.o.ready),
+            rqi.tag.eq(last[MAC_STAGES]),
+            rq.o.ready.eq(1),
+        ]
+        fifo = m.submodules.out_fifo = SyncFIFOBuffered(width=len(self.o.payload.as_value()),
+                                                         depth=OUT_FIFO_DEPTH)
+        m.d.comb += [
+            fifo.w_data.eq(Cat(rq.o.payload.data, rq.o.payload.tag)),
+            fifo.w_en.eq(rq.o.valid),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+            pop.eq(fifo.r_rdy & self.o.ready),
         ]
         return m
