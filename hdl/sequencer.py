@@ -18,8 +18,11 @@ Per job (hdl/descriptor.py defines the format):
 4. STREAM: start the engine; read the input tensor and (for a residual block) the residual
    tensor, and write the output tensor, one DMA command per row (per pixel when the pixels of
    a row are not contiguous, i.e. an output-channel tile). Residual row ``y`` is requested right
-   after input row ``y + 1`` (the project output of row ``y`` needs input rows up to ``y + 1``),
-   into a FIFO that holds two residual rows, so the shared read stream never blocks on it.
+   after input row ``y``: the project output of row ``y`` starts (and waits for its residual)
+   as soon as the first columns of input row ``y + 1`` are in, so the residual must not queue
+   behind that row in the shared, in-order read stream. It goes into a FIFO of two residual rows
+   (``RES_FIFO_WORDS``; the check limits a row to half), which always has room for it: row
+   ``y - 1``'s residuals drain once input row ``y`` is in, and that row precedes it.
 5. When the engine is idle and every write is acknowledged, follow the chain or finish.
 
 DMA errors (a command outside its window: nothing is issued; a bus error response) also stop
@@ -220,7 +223,7 @@ class JobSequencer(wiring.Component):
                              geometry_ok(d.width, d.pad_left, d.pad_right, d.out_width)
                              & geometry_ok(d.height, d.pad_top, d.pad_bottom, d.out_height),
                              (d.out_width == d.width) & (d.out_height == d.height)))
-        bank = c.line_bank_words if hasattr(c, "line_bank_words") else -(-c.max_width // 3) * c.max_chunks
+        bank = c.line_buffer_depth
         fact("line_buffer", ~has_3x3 | (ceil_div3(d.width) * lb_chunks <= bank))
         k_expect = Mux(is_conv3, d.chunks_in * 9, Mux(is_block, d.chunks_mid, d.chunks_in))
         fact("pe0", ~pe0_used | ((d.pe0.k_words == d.chunks_in * Mux(is_conv3, 9, 1))
@@ -394,7 +397,7 @@ class JobSequencer(wiring.Component):
                 with m.If(error != ERR_NONE):
                     m.next = "FAILED"
             with m.State("STREAM"):
-                # reads: input rows, each residual row after the input row below it
+                # reads: input rows, each followed by the residual row of the same index
                 take_res = Signal()
                 m.d.comb += take_res.eq(d.residual & ~rd_res.done & (res_due | rd_in.done))
                 with m.If(take_res):
@@ -408,7 +411,7 @@ class JobSequencer(wiring.Component):
                     m.d.comb += [getattr(rd.payload.cmd, k).eq(v) for k, v in rd_in.command().items()]
                     with m.If(rd.ready):
                         row_end = rd_in.advance()
-                        with m.If(row_end & (rd_in.y >= 1)):
+                        with m.If(row_end):
                             m.d.sync += res_due.eq(1)
                 # writes: every output row (or pixel)
                 with m.If(~wr_out.done):

@@ -110,11 +110,12 @@ class Accelerator(wiring.Component):
 
         # ---- start / abort: one cycle of datapath reset, then start -----------------------------
         soft_rst = Signal()
+        start_pending = Signal()
         start_next = Signal()
         irq_en = Signal()
-        m.d.sync += [soft_rst.eq(0), start_next.eq(0)]
+        m.d.sync += [soft_rst.eq(0), start_pending.eq(0), start_next.eq(start_pending)]
         with m.If(csr.ctrl_we):
-            m.d.sync += [soft_rst.eq(csr.ctrl[0] | csr.ctrl[1]), start_next.eq(csr.ctrl[0]),
+            m.d.sync += [soft_rst.eq(csr.ctrl[0] | csr.ctrl[1]), start_pending.eq(csr.ctrl[0]),
                          irq_en.eq(csr.ctrl[2])]
 
         def datapath(name, component):

@@ -98,6 +98,24 @@ class _Bus:
         await self.master.write(REGISTERS[name], int(value).to_bytes(4, "little"))
 
 
+def _dma_detail(dut):
+    """The last command each DMA engine checked (best effort: internal names of the Verilog)."""
+    from amaranth.lib import data as _data
+
+    from dwfuse.hdl.dma_command import command_layout
+    from dwfuse.verif.streams import unpack
+    out = []
+    for side in ("reader", "writer"):
+        try:
+            engine = getattr(dut.core.dma, side)
+            cmd = unpack(command_layout(32), int(engine.reg.value))
+            out.append(f"{side}: error {int(engine.error.value)}, last command {cmd}")
+        except (AttributeError, ValueError) as exc:
+            out.append(f"{side}: ({exc})")
+    del _data
+    return "; " + "; ".join(out)
+
+
 async def _run_chain(dut, bus, first_addr, limit, timeout_cycles, *, abort_after=None, progress=None):
     """Start the chain at ``first_addr``; returns the perf counters, or raises on an error status."""
     await bus.write("desc_base", first_addr)
@@ -123,7 +141,7 @@ async def _run_chain(dut, bus, first_addr, limit, timeout_cycles, *, abort_after
     if status & 4:
         job = status >> 16
         raise RuntimeError(f"accelerator error {code} ({ERROR_NAMES.get(code, '?')}) in job {job} of "
-                           f"the chain at {first_addr:#x}")
+                           f"the chain at {first_addr:#x}{_dma_detail(dut)}")
     await bus.write("status", 0b10)                # clear done
     return perf
 
@@ -137,7 +155,7 @@ async def run_session(dut):
     opts = session.get("options", {})
     cfg = program.config
     rng = random.Random(int(os.environ.get("COCOTB_RANDOM_SEED", "0")))
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, 10, unit="ns", impl="gpi").start()   # no Python per clock edge
     dut.rst.value = 1
     dram = DramFile(dut, session["dram_file"], cfg.bus_bytes)
     bus = _Bus(dut, opts.get("csr_pause", 0.0), rng)
@@ -161,7 +179,7 @@ async def run_session(dut):
     load_start = time.monotonic()
     await dram.write(0, image.tobytes())
     load_seconds = time.monotonic() - load_start
-    limit = program.descriptor_base + program.descriptor_bytes
+    limit = program.descriptor_base + len(program.jobs) * program.descriptor_bytes
     g = program.graph
 
     if opts.get("abort_after") is not None:        # start, reset mid-run, then run normally
