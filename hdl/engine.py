@@ -22,6 +22,9 @@ Modes (`Mode`; ``cfg.mode``)::
   consecutive input words of the PE array, so a pixel's input vector is ``9 * chunks`` words in
   (chunk, tap, lane) order; `conv3_weights` reorders a TFLite (O, 3, 3, I) filter to match.
   Padded taps hold the input zero point (``lb.pad_value`` = the PE's ``in_zp``), so they add 0.
+  A first layer has fewer channels than lanes (1 or 3): then (``cfg.dense``) the window's
+  ``9 * I`` real values are packed densely into ``ceil(9 * I / lanes)`` words, in TFLite's own
+  (tap, channel) order, so an RGB input takes 4 PE k-steps per pixel at 8 lanes, not 9.
 - PW_DW_PW: the PE array runs both 1x1 convs, time-multiplexed per pixel with two contexts
   (``pe.ctx[1]`` = expand, whose results leave on the PE's ``ox`` port for the line buffer;
   ``pe.ctx[0]`` = project, to ``o``, optionally through the ADD). The expanded tensor exists
@@ -61,7 +64,7 @@ import enum
 from types import SimpleNamespace
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -106,6 +109,9 @@ def engine_layouts(config):
     cfg = data.StructLayout({
         "mode": unsigned(3),
         "in_chunks": unsigned(bits_for(config.max_chunks)),
+        "dense": 1,                                       # CONV3 with in_channels <= lanes
+        "dense_cin": unsigned(bits_for(config.lanes)),    # its channels
+        "dense_words": unsigned(bits_for(9)),             # ceil(9 * dense_cin / lanes)
         "lb": lb.cfg_layout,
         "dw": dw_cfg_layout(),
         "pe": pe.layouts.cfg,
@@ -130,13 +136,16 @@ def conv3_weights(w, config):
 
     The PE array's input vector of one pixel is the line buffer's windows of its chunks, 9 words
     each: element ``(k * 9 + tap) * lanes + l`` is input channel ``k * lanes + l`` at tap
-    ``tap = dy * 3 + dx``. Channels past I get zero weights.
+    ``tap = dy * 3 + dx``. Channels past I get zero weights. With ``I <= lanes`` (one chunk)
+    the window is packed densely: element ``tap * I + c``, i.e. the filter as TFLite stores it.
     """
     w = np.asarray(w)
     if w.ndim != 4 or w.shape[1:3] != (3, 3):
         raise ValueError(f"conv3 filter must have shape (O, 3, 3, I), not {w.shape}")
     o, _, _, i = w.shape
     lanes = config.lanes
+    if i <= lanes:
+        return w.reshape(o, 9 * i)
     chunks = -(-i // lanes)
     wp = np.zeros((o, 9, chunks * lanes), w.dtype)
     wp[:, :, :i] = w.reshape(o, 9, i)
@@ -211,7 +220,9 @@ def engine_cfg(config, mode, *, width, height, in_channels, out_channels, pe=Non
               "pad_bottom": 0, "pad_left": 0, "pad_right": 0, "pad_value": 0,
               "out_width": width, "out_height": height}
     if mode != Mode.DW:
-        k = {Mode.PW: in_channels, Mode.CONV3: 9 * in_chunks * lanes}.get(mode, -(-mid // lanes) * lanes)
+        dense = mode == Mode.CONV3 and in_chunks == 1
+        k = {Mode.PW: in_channels, Mode.CONV3: 9 * in_channels if dense else 9 * in_chunks * lanes
+             }.get(mode, -(-mid // lanes) * lanes)
         ctx0 = _context(config, k, out_channels, **pe)
     elif out_channels != in_channels:
         raise ValueError(f"DW keeps the channel count: {in_channels} in, {out_channels} out")
@@ -220,6 +231,9 @@ def engine_cfg(config, mode, *, width, height, in_channels, out_channels, pe=Non
     return {
         "mode": int(mode),
         "in_chunks": in_chunks,
+        "dense": int(mode == Mode.CONV3 and in_chunks == 1),
+        "dense_cin": min(in_channels, lanes),
+        "dense_words": -(-9 * min(in_channels, lanes) // lanes),
         "lb": lb,
         "dw": dict(dw) if dw else {"in_zp": 0, "out_zp": 0, "act_min": -128, "act_max": 127},
         "pe": {"ctx": [ctx0, ctx1], "residual": int(bool(add)),
@@ -369,7 +383,17 @@ class LayerEngine(wiring.Component):
 
         # ---- CONV3: a window becomes 9 words ---------------------------------------------------
         tap = Signal(range(9))
-        tap_word = lb.o.payload.taps[tap]
+        taps = lb.o.payload.taps
+        # dense packing (in_channels <= lanes): value n of the window is tap n // I, channel n % I
+        lanes = config.lanes
+        flat = [Signal(signed(8), name=f"dense{n}") for n in range(9 * lanes)]
+        with m.Switch(cfg.dense_cin):
+            for c in range(1, lanes + 1):
+                with m.Case(c):
+                    m.d.comb += [flat[n].eq(taps[n // c][n % c]) for n in range(9 * c)]
+        dense_words = Array(Cat(flat[q * lanes:(q + 1) * lanes]) for q in range(9))
+        tap_word = Mux(cfg.dense, dense_words[tap], taps[tap].as_value())
+        tap_last = tap == Mux(cfg.dense, cfg.dense_words - 1, 8)
 
         # ---- PW_DW_PW arbiter at the PE input: whole pixels, project first --------------------
         mid = Signal()            # inside a pixel
@@ -403,10 +427,10 @@ class LayerEngine(wiring.Component):
                          pi.last.eq(in_final), self.i.ready.eq(pe.i.ready)]
         with m.Elif(is_conv3):
             m.d.comb += [pe.i.valid.eq(lb.o.valid), pi.data.eq(tap_word),
-                         pi.last.eq(lb.o.payload.last & (tap == 8)),
-                         lb.o.ready.eq(pe.i.ready & (tap == 8))]
+                         pi.last.eq(lb.o.payload.last & tap_last),
+                         lb.o.ready.eq(pe.i.ready & tap_last)]
             with m.If(pe.i.valid & pe.i.ready):
-                m.d.sync += tap.eq(Mux(tap == 8, 0, tap + 1))
+                m.d.sync += tap.eq(Mux(tap_last, 0, tap + 1))
         with m.Elif(is_dwpw):
             m.d.comb += [pe.i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
                          pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe.i.ready)]

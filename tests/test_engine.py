@@ -112,6 +112,8 @@ def test_conv3_weights_order():
     assert m[1, (1 * 9 + 7) * 4 + 0] == w[1, 2, 1, 4]
     assert m[0, (0 * 9 + 3) * 4 + 2] == w[0, 1, 0, 2]
     assert m[0, (1 * 9 + 3) * 4 + 1] == 0   # channel 5 does not exist
+    rgb = w[:, :, :, :3]   # I <= lanes: dense, the filter in TFLite's (tap, channel) order
+    assert np.array_equal(conv3_weights(rgb, config), rgb.reshape(2, 27))
 
 
 def test_split_cfg():
