@@ -162,13 +162,15 @@ PRESETS = {
     #   PE array 8 x 16 int8 MACs            128 MULT18X18D
     #   PE requantizers, 4 lanes x 4          16
     #   residual ADD, 1 lane x 3 x 4          12
-    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": ~80 LUT4 each)
-    #   depthwise requantizer, 8 lanes x 4     0  ("dw_requant": four 16x16 shift-and-adds
-    #                                             per lane, ~1.2k LUT4/carry cells per lane)
+    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": 189 LUT4-equivalents
+    #                                             each, ~13.6k in all)
+    #   depthwise requantizer, 8 lanes x 4     0  ("dw_requant": LUT 16x16 products, ~2.6k
+    #                                             LUT4-equivalents more per lane, ~20.5k in all)
     #   total                                156 of 156
-    # Built with every multiplier in DSPs the datapath would need 260. The depthwise roles go
-    # to LUTs because the PE array's products are the cheapest to keep in DSPs per LUT saved
-    # (int8 x int8) and the PE array is what sets MobileNet's cycle count.
+    # Built with every multiplier in DSPs the datapath would need 260. Per-unit costs from
+    # scripts/multiplier_cost.py. Cheaper, once the PE array takes the "pe" role per column:
+    # keep the depthwise requantizer in DSPs (32) and build 4 of the 16 PE columns (32 int9 x
+    # int8) from LUTs: ~6k LUT4-equivalents instead of ~20.5k.
     #
     # Block RAM: line buffer 12 banks x 456 words x 64 bits = 24 DP16KD (512 x 36 each 2 wide),
     # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array ~136 (weight
