@@ -54,9 +54,10 @@ def with_dram(verilog, module, *, bus_bytes, words, read_latency=16, stall_perce
     outer = [(d, w, n) for d, w, n in ports if not n.startswith(prefix)]
     sim_ports = [("input", 1, "dram_load"), ("input", 1, "dram_dump"), ("input", 32, "dram_lo"),
                  ("input", 32, "dram_hi")]
-    decls = "\n".join(f"    {d} {'[%d:0] ' % (w - 1) if w > 1 else ''}{n}," for d, w, n in outer + sim_ports).rstrip(",")
+    decls = "\n".join(f"    {d} {'[%d:0] ' % (w - 1) if w > 1 else ''}{n} /*verilator public_flat_rw*/,"
+                      for d, w, n in outer + sim_ports).rstrip(",")
     wires = "\n".join(f"    wire {'[%d:0] ' % (w - 1) if w > 1 else ''}{n};" for _, w, n in ports if n.startswith(prefix))
-    conns = ",\n".join(f"        .{n}({n})" for _, _, n in ports)
+    conns = ",\n".join(f"        .{n}({'rst_q' if n == 'rst' else n})" for _, _, n in ports)
     ram_conns = ",\n".join(f"        .{s}({prefix}{s})" for s in _AXI_SIGNALS)
     clk = "clk" if "clk" in names else None
     rst = "rst" if "rst" in names else None
@@ -67,13 +68,19 @@ def with_dram(verilog, module, *, bus_bytes, words, read_latency=16, stall_perce
 module sim_top(
 {decls}
 );
+    /*verilator public_module*/
 {wires}
+    // The reset is registered so that it is not a top-level input of the design's logic:
+    // the simulator re-evaluates all logic fed by top-level inputs whenever one changes (twice per
+    // clock cycle), and a synchronous reset reaches almost every flip-flop.
+    reg rst_q = 1'b1;
+    always @(posedge clk) rst_q <= rst;
     {module} core (
 {conns}
     );
     axi_ram_sim #(.DATA_BYTES({bus_bytes}), .ADDR_WIDTH(32), .WORDS({words}),
                   .READ_LATENCY({read_latency}), .STALL_PERCENT({stall_percent}), .SEED({seed})) dram (
-        .clk(clk), .rst(rst), .sim_load(dram_load), .sim_dump(dram_dump), .sim_lo(dram_lo), .sim_hi(dram_hi),
+        .clk(clk), .rst(rst_q), .sim_load(dram_load), .sim_dump(dram_dump), .sim_lo(dram_lo), .sim_hi(dram_hi),
 {ram_conns}
     );
 endmodule

@@ -41,7 +41,7 @@ def _design(config, *, dsp, read_latency, stall_percent, seed):
 
 def run_program(program, input_sets, *, keep_all=False, progress=False, dsp="infer", read_latency=16,
                 stall_percent=0, csr_pause=0.0, abort_after=None, seed=1, waves=False,
-                timeout_cycles=200_000_000):
+                timeout_cycles=200_000_000, debug=False):
     """Run ``program`` on every input set (a list of input lists) in one simulation.
 
     Returns ``(results, info)``: per input set a dict with ``outputs``, ``chains`` (the
@@ -51,6 +51,8 @@ def run_program(program, input_sets, *, keep_all=False, progress=False, dsp="inf
     ``info`` has ``load_seconds`` and ``sim_seconds``. ``stall_percent`` makes the DRAM model
     stall every AXI channel at random; ``csr_pause`` pauses the AXI4-Lite channels;
     ``abort_after`` starts the first chain, aborts it after that many cycles, then runs normally.
+    ``debug`` builds a model whose internal signals the bench can read (error reports then show
+    the DMA's last commands), at several times lower speed.
     """
     if len(program.image) > DRAM_BYTES:
         raise DwfuseError(f"the program's DRAM image ({len(program.image)} bytes) exceeds the simulated "
@@ -70,7 +72,8 @@ def run_program(program, input_sets, *, keep_all=False, progress=False, dsp="inf
             try:
                 run_cocotb(design, "sim_top", "dwfuse.verif.tb_accelerator", seed=seed, waves=waves,
                            traceable=waves, extra_env={"DWFUSE_SESSION": str(session)},
-                           plusargs=[f"+dram_file={dram_file}"], run_name=f"rtl-{os.getpid()}")
+                           plusargs=[f"+dram_file={dram_file}"], run_name=f"rtl-{os.getpid()}",
+                           public=debug)
             except BaseException as exc:  # reported below, in the caller's thread
                 failure.append(exc)
 

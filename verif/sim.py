@@ -323,8 +323,14 @@ def trace_format(build_root: Path | None = None) -> TraceFormat:
 
 
 @functools.cache
-def _runner_class() -> type:
-    """cocotb's Verilator runner with its GNU-make step replaced by a JSON build description."""
+def _runner_class(public: bool = True) -> type:
+    """cocotb's Verilator runner with its GNU-make step replaced by a JSON build description.
+
+    ``public=False`` drops cocotb's ``--public-flat-rw``: the bench then sees only what the
+    Verilog marks ``/*verilator public_flat_rw*/`` (verif/dram_harness.py marks ``sim_top``'s
+    ports), and the model runs several times faster, because with every signal writable from
+    outside Verilator must re-evaluate all combinational logic whenever any input changes.
+    """
     from cocotb_tools.runner import Verilator
 
     class _MakelessVerilator(Verilator):
@@ -333,6 +339,8 @@ def _runner_class() -> type:
 
         def _build_command(self) -> list[list[str]]:
             verilate, *_make = super()._build_command()
+            if not public:
+                verilate = [a for a in verilate if a != "--public-flat-rw"]
             return [[*verilate, "--make", "json"]]
 
     return _MakelessVerilator
@@ -428,6 +436,7 @@ def _build(
     defines: Mapping[str, object],
     timescale: tuple[str, str] | None,
     trace: TraceFormat | None,
+    public: bool = True,
 ) -> tuple[Any, Path]:
     """Verilate and compile (or reuse) the model; return the runner and the build directory."""
     import cocotb
@@ -440,9 +449,10 @@ def _build(
     key = _digest([
         _RECIPE_VERSION, cocotb.__version__, verilator.__version__, _cxx()[1], trace,
         _source_identity(design), toplevel, args, dict(parameters), dict(defines), timescale,
+        *([] if public else ["private"]),
     ])
     build_dir = build_root / f"{toplevel}-{key[:16]}"
-    runner = _runner_class()()
+    runner = _runner_class(public)()
 
     with _locked(build_dir.with_suffix(".lock")):
         stamp = build_dir / "build.ok"
@@ -537,6 +547,7 @@ def run_cocotb(
     timescale: tuple[str, str] | None = None,
     run_name: str | None = None,
     plusargs: Sequence[str] = (),
+    public: bool = True,
 ) -> SimResult:
     """Build (or reuse) a Verilator model of ``design`` and run cocotb tests against it.
 
@@ -550,6 +561,8 @@ def run_cocotb(
     ``traceable=False`` builds a separate, faster model without it (then ``waves`` must be off).
     ``run_name`` names the run folder under the build (default: the current pytest test).
     ``plusargs`` go to the simulator command line (``+name=value``, for ``$value$plusargs``).
+    ``public=False`` builds a model whose internal signals the bench cannot see (only the
+    top-level ports), which simulates much faster (see ``_runner_class``).
 
     Raises :class:`AssertionError` listing failed tests, seed, log and waveform when any test
     fails or the simulator dies; :class:`SimBuildError` when Verilator or the compiler fails.
@@ -561,7 +574,7 @@ def run_cocotb(
     runner, build_dir = _build(
         design, toplevel, build_root=root, build_args=list(build_args),
         parameters=dict(parameters or {}), defines=dict(defines or {}),
-        timescale=timescale, trace=trace,
+        timescale=timescale, trace=trace, public=public,
     )
 
     run_dir = build_dir / "runs" / (run_name or _run_name())
