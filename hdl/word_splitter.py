@@ -37,6 +37,8 @@ def split_cfg(out_channels, config):
 class WordSplitter(wiring.Component):
     """Split ``pe_cols``-channel words into ``lanes``-channel words, one out per cycle.
 
+    The output word is a mux of a buffered input word (one ``pe_cols``-channel register).
+
     Parameters
     ----------
     config : Config
@@ -80,23 +82,25 @@ class WordSplitter(wiring.Component):
         g = geometry(config)
         t = Signal(range(max(2, g.max_tiles)))
         w = Signal(range(max(2, parts)))
+        # The input word is taken into a buffer at once, so the PE array's output register is
+        # free again the next cycle: holding it while the words go out one by one would stall
+        # the PE array's requantizers (measured: one lost cycle per output tile).
+        buf = Signal(data.ArrayLayout(signed(8), config.pe_cols))
+        buf_last = Signal()
         last_tile = t == self.cfg.tiles - 1
         final = w == Mux(last_tile, self.cfg.last_words - 1, parts - 1)
-        load = Signal()
+        send = self.o.valid & self.o.ready
         m.d.comb += [
-            load.eq(self.i.valid & (~self.o.valid | self.o.ready)),
-            self.i.ready.eq(load & final),
+            self.i.ready.eq(~self.o.valid | (self.o.ready & final)),
+            self.o.payload.data.eq(buf.as_value().word_select(w, lanes * 8)),
+            self.o.payload.last.eq(buf_last & final),
         ]
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(load):
-            m.d.sync += [
-                self.o.valid.eq(1),
-                self.o.payload.data.eq(self.i.payload.data.as_value().word_select(w, lanes * 8)),
-                self.o.payload.last.eq(self.i.payload.last & final),
-            ]
+        with m.If(send):
             with m.If(final):
-                m.d.sync += [w.eq(0), t.eq(Mux(last_tile, 0, t + 1))]
+                m.d.sync += [self.o.valid.eq(0), w.eq(0), t.eq(Mux(last_tile, 0, t + 1))]
             with m.Else():
                 m.d.sync += w.eq(w + 1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [buf.eq(self.i.payload.data), buf_last.eq(self.i.payload.last),
+                         self.o.valid.eq(1)]
         return m

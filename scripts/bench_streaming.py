@@ -10,8 +10,9 @@ ends with a VALID bottom edge). Every cut's output is also checked against verif
     fill                      = cycles(R1) - R1 * steady
     ideal per out-row         = max(PE MACs / (lanes * pe_cols), DW MACs / (lanes * 9))
     ratio                     = steady / ideal              (target <= 1.05)
-    engine bound per out-row  = the PE array's k-steps with padded channels:
-                                pixels * out_tiles * max(k_words, pe_cols / requant_lanes)
+    engine bound per out-row  = the PE array's work with padded channels: the larger of
+                                sum(pixels * out_tiles * k_words) (issue) and
+                                sum(pixels * out_tiles * pe_cols / requant_lanes) (drain)
 
 Layers with fewer than R2 output rows run once, whole (ratio = cycles / ideal, fill included).
 A group whose weights (both contexts of a PW_DW_PW) exceed the weight buffer, or whose row
@@ -39,7 +40,12 @@ SHARED = Path(os.environ.get("DWFUSE_SHARED_MODELS") or ROOT.parent / "shared" /
 
 
 def _macs(run, config):
-    """(PE MACs, DW MACs, engine-bound PE k-steps) of one run, from its shapes and cfg."""
+    """(PE MACs, DW MACs, engine bound) of one run, from its shapes and cfg.
+
+    The engine bound counts the PE array's work with padded channels: per context, pixels x
+    out_tiles x k_words issue cycles and pixels x out_tiles x pe_cols/requant_lanes drain
+    cycles (pe_cols/residual_lanes with the ADD); the array is limited by the larger sum.
+    """
     from dwfuse.hdl.engine import Mode
     x, y = run["x"], run["expected"]
     pix_in, pix_out = x.shape[0] * x.shape[1], y.shape[0] * y.shape[1]
@@ -47,22 +53,25 @@ def _macs(run, config):
     ctx0, ctx1 = run["cfg"]["pe"]["ctx"]
     slices = config.pe_cols // config.requant_lanes
     slices0 = config.pe_cols // (config.residual_lanes or config.requant_lanes) if run["residual"] else slices
-
-    def steps(ctx, pixels, s):
-        return pixels * ctx["out_tiles"] * max(ctx["k_words"], s)
-
+    work = []   # (pixels, context, drain cycles per tile)
     c_in, c_out = x.shape[2], y.shape[2]
     if mode == Mode.PW:
-        return pix_out * c_in * c_out, 0, steps(ctx0, pix_out, slices0)
-    if mode == Mode.DW:
-        return 0, pix_out * 9 * c_in, 0
-    if mode == Mode.CONV3:
-        return pix_out * 9 * c_in * c_out, 0, steps(ctx0, pix_out, slices0)
-    if mode == Mode.DW_PW:
-        return pix_out * c_in * c_out, pix_out * 9 * c_in, steps(ctx0, pix_out, slices0)
-    mid = run["mid"]
-    return (pix_in * c_in * mid + pix_out * mid * c_out, pix_out * 9 * mid,
-            steps(ctx1, pix_in, slices) + steps(ctx0, pix_out, slices0))
+        pe, dw = pix_out * c_in * c_out, 0
+    elif mode == Mode.DW:
+        pe, dw = 0, pix_out * 9 * c_in
+    elif mode == Mode.CONV3:
+        pe, dw = pix_out * 9 * c_in * c_out, 0
+    elif mode == Mode.DW_PW:
+        pe, dw = pix_out * c_in * c_out, pix_out * 9 * c_in
+    else:
+        mid = run["mid"]
+        pe, dw = pix_in * c_in * mid + pix_out * mid * c_out, pix_out * 9 * mid
+        work.append((pix_in, ctx1, slices))
+    if mode != Mode.DW:
+        work.append((pix_out, ctx0, slices0))
+    issue = sum(p * c["out_tiles"] * c["k_words"] for p, c, _ in work)
+    drain = sum(p * c["out_tiles"] * s for p, c, s in work)
+    return pe, dw, max(issue, drain)
 
 
 def _cut(graph, grp, x, rows, config, group_run):
