@@ -48,6 +48,9 @@ from .residual_add import PARAMS_LAYOUT, ResidualAdd
 
 __all__ = ["PointwiseArray", "pointwise_layouts", "pack_weights", "pack_tables", "geometry"]
 
+#: Result-FIFO entries (credits) of a two-context array.
+CONTEXT_FIFO_DEPTH = 16
+
 
 def geometry(config):
     """Derived sizes: ``max_k_words``, ``max_tiles``, ``slices`` (requant cycles per tile)."""
@@ -256,6 +259,12 @@ class PointwiseArray(wiring.Component):
         # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
         round_trip = self._sum_stage + 4 + g.slices
         self._fifo_depth = max(2, -(-round_trip // g.slices) + 1)
+        if contexts == 2:
+            # Two layers interleaved per pixel: one's tiles may be drain-bound (k_words <
+            # pe_cols/requant_lanes, e.g. a narrow expand) while the other's are issue-bound (a
+            # long projection); a deeper FIFO lets the drain of the first overlap the issue of
+            # the second (measured with scripts/bench_streaming.py).
+            self._fifo_depth = max(self._fifo_depth, CONTEXT_FIFO_DEPTH)
         ports = {
             "cfg": In(lay.cfg),
             "start": In(1),

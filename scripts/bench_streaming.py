@@ -4,7 +4,8 @@ For every accelerator group (`dwfuse.fusion.plan`) of MobileNetV2-1.0-224 (the z
 "mobilenet_v2_1.0_224", real int8 weights) and person_detect, the engine (Verilator, the
 chosen Config preset, no stalls on any stream) runs two *cuts* of the layer: the first R1 and
 the first R2 output rows (full width, real input activations from a golden inference; the cut
-ends with a VALID bottom edge). Every cut's output is also checked against verif/golden.
+ends with a VALID bottom edge, except residual blocks, whose cut is an R-row image with the
+layer's own padding so the ADD has its operand). Every cut's output is also checked against verif/golden.
 
     steady cycles per out-row = (cycles(R2) - cycles(R1)) / (R2 - R1)
     fill                      = cycles(R1) - R1 * steady
@@ -83,9 +84,14 @@ def _cut(graph, grp, x, rows, config, group_run):
     conv = ops[1] if grp.mode == "PW_DW_PW" else ops[0]
     s = conv.options["stride"][0]
     pt, pb, pl, pr = grp.pad
-    h = (rows - 1) * s + 3 - pt
-    whole = h >= x.shape[0]
-    pad = grp.pad if whole else (pt, 0, pl, pr)
+    if grp.residual >= 0:   # the ADD needs the output the input's size: a rows-high image
+        h = rows
+        whole = h >= x.shape[0]
+        pad = grp.pad
+    else:                   # the first rows, cut with a VALID bottom edge
+        h = (rows - 1) * s + 3 - pt
+        whole = h >= x.shape[0]
+        pad = grp.pad if whole else (pt, 0, pl, pr)
     return group_run(graph, grp, x[:min(h, x.shape[0])], config, padding=pad, idle=0.0,
                      stall=0.0), whole
 
