@@ -39,13 +39,15 @@ Since a window needs rows up to ``r0 + 2`` and the producer can only be blocked 
 Timing. A window issued in cycle t reads the memories in t; the words sit in the RAMs' read
 latches in t+1 and in their output registers in t+2 (`BlockRAM`: an ECP5 block RAM read
 straight from its latch has a ~6 ns clock-to-out); the slot/bank muxes and padding fill the
-output register, valid from t+3. A window is issued at the earliest the cycle after its last input word is taken, so the
-latency from that word to the window is 4 cycles. With no stalls, stride 1 sustains one window
-per cycle while the input takes one word per cycle (``out_width * chunks`` windows per
-``width * chunks`` words: exactly 1 for SAME; ``(width - 2) / width`` for VALID, where the input
-is the bottleneck). Stride 2 emits about a quarter as many windows as it takes words and, in
-steady state, never refuses input: the 4th slot fills while the other three are read, and an
-out-row's windows are done before the second of its two new rows is complete.
+output register, valid from t+3. Input words are written one cycle after they are taken (the
+RAM write port is registered), and a window is issued at the earliest the cycle after its last
+input word is written, so the latency from that word to the window is 5 cycles. With no
+stalls, stride 1 sustains one window per cycle while the input takes one word per cycle
+(``out_width * chunks`` windows per ``width * chunks`` words: exactly 1 for SAME;
+``(width - 2) / width`` for VALID, where the input is the bottleneck). Stride 2 emits about a
+quarter as many windows as it takes words and, in steady state, never refuses input: the 4th
+slot fills while the other three are read, and an out-row's windows are done before the second
+of its two new rows is complete.
 """
 
 from typing import NamedTuple
@@ -339,14 +341,23 @@ class LineBuffer(wiring.Component):
                      | c_done)
         m.d.comb += self.i.ready.eq(busy & ~p_done & slot_free)
         write = self.i.valid & self.i.ready
+        # The RAM writes are registered (address, data, one enable per memory): the accept
+        # decision (compares, then i.ready) leaves no time to reach 12 block RAMs in one cycle.
+        # A word therefore lands one cycle after it is taken; the consumer waits on w_row /
+        # w_col / w_done, the producer's progress delayed to match.
+        w_addr = Signal(abits, reset_less=True)
+        w_data = Signal(lanes * 8, reset_less=True)
+        m.d.sync += [w_addr.eq(p_base + p_chunk), w_data.eq(self.i.payload.as_value())]
         for slot in range(rows):
             for bank in range(3):
                 ram = banks[slot][bank]
-                m.d.comb += [
-                    ram.w_addr.eq(p_base + p_chunk),
-                    ram.w_data.eq(self.i.payload.as_value()),
-                    ram.w_en.eq(write & (p_slot == slot) & (p_bank == bank)),
-                ]
+                w_en = Signal(name=f"w_en_slot{slot}_bank{bank}")
+                m.d.sync += w_en.eq(write & (p_slot == slot) & (p_bank == bank))
+                m.d.comb += [ram.w_addr.eq(w_addr), ram.w_data.eq(w_data), ram.w_en.eq(w_en)]
+        w_row = Signal(hbits)
+        w_col = Signal(wbits)
+        w_done = Signal()
+        m.d.sync += [w_row.eq(p_row), w_col.eq(p_col), w_done.eq(p_done)]
         with m.If(write):
             with m.If(p_chunk != k_m1):
                 m.d.sync += p_chunk.eq(p_chunk + 1)
@@ -389,8 +400,8 @@ class LineBuffer(wiring.Component):
         # min(c0 + 2, width - 1). Past the right edge (c0 + 2 > width - 1) no p_col exceeds
         # c0 + 2, so the whole row is awaited, as it should be; past the bottom the last row
         # (p_row == height - 1) is the one to wait for.
-        last_row = (p_row == c_r2) | ((p_row == h_m1) & (c_r2 > h_m1))
-        data_ready = p_done | (p_row > c_r2) | (last_row & (p_col > c_c2))
+        last_row = (w_row == c_r2) | ((w_row == h_m1) & (c_r2 > h_m1))
+        data_ready = w_done | (w_row > c_r2) | (last_row & (w_col > c_c2))
         issue = busy & ~c_done & data_ready & s1_ready
         last_k = c_k == k_m1
         last_x = c_ox == ow_m1
@@ -493,7 +504,7 @@ class LineBuffer(wiring.Component):
             m.d.sync += [
                 busy.eq(1),
                 p_row.eq(0), p_col.eq(0), p_chunk.eq(0), p_slot.eq(0), p_bank.eq(0),
-                p_base.eq(0), p_done.eq(0),
+                p_base.eq(0), p_done.eq(0), w_row.eq(0), w_col.eq(0), w_done.eq(0),
                 c_oy.eq(0), c_k.eq(0), c_done.eq(0),
                 c_r2.eq(2 - pad_top),
                 c_rR.eq(rows - pad_top),
