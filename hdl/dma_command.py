@@ -76,14 +76,15 @@ class CommandIntake:
     bursts left), ``busy`` (``active`` or a command under check), ``addr`` and ``burst`` (the
     next burst's address and length: at most ``max_burst`` beats, never across a 4 KiB
     boundary) and the sticky ``error``. The owner pulses ``take`` (comb) when it issues the
-    burst; ``last`` says that burst ends the command.
+    burst; ``last`` says that burst ends the command. ``abort`` (a signal of the owner) drops the
+    command in hand and refuses new ones.
     """
 
-    def __init__(self, m: Module, cmd, *, addr_width, bus_bytes, max_burst):
+    def __init__(self, m: Module, cmd, *, addr_width, bus_bytes, max_burst, abort):
         lg = exact_log2(bus_bytes)
         self.active, self.busy = Signal(), Signal()
         checking, load = Signal(), Signal()
-        m.d.comb += [cmd.ready.eq(~self.active & ~checking), load.eq(cmd.valid & cmd.ready),
+        m.d.comb += [cmd.ready.eq(~self.active & ~checking & ~abort), load.eq(cmd.valid & cmd.ready),
                      self.busy.eq(self.active | checking)]
         check = WindowCheck(m, cmd.payload, load, addr_width=addr_width, bus_bytes=bus_bytes)
         m.d.sync += checking.eq(load)
@@ -113,3 +114,5 @@ class CommandIntake:
             m.d.sync += [self.addr.eq(self.addr + (self.burst << lg)), left.eq(left - self.burst)]
             with m.If(self.last):
                 m.d.sync += self.active.eq(0)
+        with m.If(abort):
+            m.d.sync += [self.active.eq(0), checking.eq(0)]

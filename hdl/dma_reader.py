@@ -15,6 +15,9 @@ never be able to read outside the window its descriptor grants.
   it ends its command; bursts return in order because they all use ID 0).
 - A new command is accepted as soon as the previous one has issued its last burst, so
   back-to-back commands keep the bus busy.
+- ``drain`` stops cleanly, as AXI requires: no new burst, an AR already offered stays offered,
+  and every beat still owed by the slave is taken and dropped; ``idle`` rises when none is left,
+  after which the engine may be reset without leaving the interconnect mid-transaction.
 """
 
 from amaranth import Module, Mux, Signal, unsigned
@@ -63,6 +66,7 @@ class DmaReader(wiring.Component):
             "axi": Out(AXI4ReadSignature(addr_width=addr_width, data_width=bus_bytes * 8)),
             "error": Out(2),
             "idle": Out(1),
+            "drain": In(1),
             "beats_read": Out(32),
         })
 
@@ -72,7 +76,7 @@ class DmaReader(wiring.Component):
         lg = exact_log2(bb)
         depth = 2 * mb
 
-        intake = CommandIntake(m, self.cmd, addr_width=aw, bus_bytes=bb, max_burst=mb)
+        intake = CommandIntake(m, self.cmd, addr_width=aw, bus_bytes=bb, max_burst=mb, abort=self.drain)
         error = intake.error
         m.d.comb += self.error.eq(error)
 
@@ -90,7 +94,7 @@ class DmaReader(wiring.Component):
         m.d.comb += [
             self.axi.arid.eq(0), self.axi.araddr.eq(araddr), self.axi.arlen.eq(arlen),
             self.axi.arsize.eq(lg), self.axi.arburst.eq(BURST_INCR), self.axi.arvalid.eq(arvalid),
-            reserve.eq(intake.active & ~arvalid & (reserved + burst <= depth) & ends.w_rdy),
+            reserve.eq(intake.active & ~self.drain & ~arvalid & (reserved + burst <= depth) & ends.w_rdy),
             ar_done.eq(arvalid & self.axi.arready),
         ]
         m.d.comb += intake.take.eq(reserve)
@@ -119,11 +123,11 @@ class DmaReader(wiring.Component):
         # ---- output ------------------------------------------------------------------------------
         out = Signal()
         m.d.comb += [
-            self.data.valid.eq(fifo.r_rdy),
+            self.data.valid.eq(fifo.r_rdy & ~self.drain),
             self.data.payload.data.eq(fifo.r_data[:bb * 8]),
             self.data.payload.last.eq(fifo.r_data[bb * 8]),
-            fifo.r_en.eq(self.data.ready),
-            out.eq(self.data.valid & self.data.ready),
+            fifo.r_en.eq(self.data.ready | self.drain),     # aborting: drop what arrives
+            out.eq(fifo.r_rdy & fifo.r_en),
         ]
         m.d.sync += reserved.eq(reserved + Mux(reserve, burst, 0) - out)
         m.d.comb += self.idle.eq(~intake.busy & (reserved == 0) & ~arvalid)

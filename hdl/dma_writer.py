@@ -13,6 +13,9 @@ bad descriptor must not be able to write a single byte outside the window it was
   combinationally on ``wready``.
 - ``idle`` (nothing checked, issued, in flight or awaiting a response) tells the top when a
   job's output is really in DRAM.
+- ``drain`` stops cleanly, as AXI requires: no new AW (one already offered stays offered), the
+  bursts already announced are completed with all strobes clear (they write nothing), and the
+  responses are collected; ``idle`` then allows a reset.
 """
 
 from amaranth import Module, Mux, Signal, unsigned
@@ -60,6 +63,7 @@ class DmaWriter(wiring.Component):
             "axi": Out(AXI4WriteSignature(addr_width=addr_width, data_width=bus_bytes * 8)),
             "error": Out(2),
             "idle": Out(1),
+            "drain": In(1),
             "beats_written": Out(32),
         })
 
@@ -68,7 +72,7 @@ class DmaWriter(wiring.Component):
         bb, aw, mb = self._bus_bytes, self._addr_width, self._max_burst
         lg = exact_log2(bb)
 
-        intake = CommandIntake(m, self.cmd, addr_width=aw, bus_bytes=bb, max_burst=mb)
+        intake = CommandIntake(m, self.cmd, addr_width=aw, bus_bytes=bb, max_burst=mb, abort=self.drain)
         error = intake.error
         m.d.comb += self.error.eq(error)
 
@@ -87,7 +91,7 @@ class DmaWriter(wiring.Component):
             self.axi.awsize.eq(lg), self.axi.awburst.eq(BURST_INCR), self.axi.awvalid.eq(awvalid),
             # The length FIFO has room for this burst once its AW is accepted (at most one
             # burst between issue and push).
-            issue.eq(intake.active & ~awvalid & lens.w_rdy & (outstanding < 2 * _BURST_QUEUE)),
+            issue.eq(intake.active & ~self.drain & ~awvalid & lens.w_rdy & (outstanding < 2 * _BURST_QUEUE)),
             aw_done.eq(awvalid & self.axi.awready),
             lens.w_data.eq(awlen),
             lens.w_en.eq(aw_done),
@@ -102,20 +106,25 @@ class DmaWriter(wiring.Component):
         count = Signal(8)
         wvalid = Signal()
         wdata = Signal(bb * 8)
+        wstrb = Signal(bb)
         wlast = Signal()
         w_done = Signal()
         take = Signal()
+        room = Signal()
         m.d.comb += [
-            self.axi.wdata.eq(wdata), self.axi.wstrb.eq((1 << bb) - 1), self.axi.wlast.eq(wlast),
+            self.axi.wdata.eq(wdata), self.axi.wstrb.eq(wstrb), self.axi.wlast.eq(wlast),
             self.axi.wvalid.eq(wvalid),
             w_done.eq(wvalid & self.axi.wready),
-            # Load the register when it is empty or being emptied, and a burst is open.
-            self.data.ready.eq(lens.r_rdy & (~wvalid | self.axi.wready)),
-            take.eq(self.data.valid & self.data.ready),
+            # Load the register when it is empty or being emptied, and a burst is open; aborting,
+            # load empty beats (no strobes) instead of data.
+            room.eq(lens.r_rdy & (~wvalid | self.axi.wready)),
+            self.data.ready.eq(room & ~self.drain),
+            take.eq((self.data.valid & self.data.ready) | (room & self.drain)),
             lens.r_en.eq(take & (count == lens.r_data)),
         ]
         with m.If(take):
             m.d.sync += [wvalid.eq(1), wdata.eq(self.data.payload.data), wlast.eq(count == lens.r_data),
+                         wstrb.eq(Mux(self.drain, 0, (1 << bb) - 1)),
                          count.eq(Mux(count == lens.r_data, 0, count + 1))]
         with m.Elif(w_done):
             m.d.sync += wvalid.eq(0)

@@ -351,12 +351,12 @@ class LineBuffer(wiring.Component):
         for slot in range(rows):
             for bank in range(3):
                 ram = banks[slot][bank]
-                w_en = Signal(name=f"w_en_slot{slot}_bank{bank}")
+                w_en = Signal(name=f"w_en_slot{slot}_bank{bank}", reset_less=True)
                 m.d.sync += w_en.eq(write & (p_slot == slot) & (p_bank == bank))
                 m.d.comb += [ram.w_addr.eq(w_addr), ram.w_data.eq(w_data), ram.w_en.eq(w_en)]
-        w_row = Signal(hbits)
-        w_col = Signal(wbits)
-        w_done = Signal()
+        w_row = Signal(hbits, reset_less=True)
+        w_col = Signal(wbits, reset_less=True)
+        w_done = Signal(reset_less=True)
         m.d.sync += [w_row.eq(p_row), w_col.eq(p_col), w_done.eq(p_done)]
         with m.If(write):
             with m.If(p_chunk != k_m1):

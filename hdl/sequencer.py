@@ -9,8 +9,10 @@ Per job (hdl/descriptor.py defines the format):
 2. CHECK: every field against the Config maxima and against each other (mode, stride, pads,
    sizes, the output size the 3x3 geometry implies, k_words / out_tiles / chunk counts per
    mode, weight-buffer and table space, line-buffer row size, residual row size). A bad
-   descriptor stops the chain with ``ERR_DESCRIPTOR`` before any of its data moves. The same
-   stage translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
+   descriptor stops the chain with ``ERR_DESCRIPTOR`` before any of its data moves; a tensor
+   access (input, output, residual) whose span leaves its window stops it with ``ERR_WINDOW``,
+   also before anything moves (the DMA engines check every command again). The same stage
+   translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
 3. LOAD: read the weights, tables and depthwise parameters of the job's stages (in the order
    pe0 weights, pe0 tables, dw params, pe1 weights, pe1 tables, all inside the ``weights``
    window); the top writes them to the engine at running addresses, so pe1's weights land at
@@ -37,7 +39,7 @@ from amaranth.utils import bits_for, exact_log2
 from .config import Config
 from .descriptor import (MODE_CODES, descriptor_layout, dw_param_layout, item_bytes, pe_context_layout,
                          table_row_layout)
-from .dma_command import ERR_NONE, MAX_BEATS_BITS, command_layout
+from .dma_command import ERR_NONE, ERR_WINDOW, MAX_BEATS_BITS, command_layout
 from .engine import Mode, engine_layouts
 from .linebuffer import MAX_PAD
 from .pointwise import geometry
@@ -246,6 +248,23 @@ class JobSequencer(wiring.Component):
         all_ok = Signal()
         m.d.comb += all_ok.eq(Cat(*facts).all())
 
+        # Every tensor access inside its window, before a single byte moves: its span (first to
+        # last byte) from registered products (CHECK), compared one cycle later (CHECK2).
+        inside = []
+
+        def window_fact(name, acc, rows, cols, nbytes, used=1):
+            rows_span, cols_span = Signal(48, name=f"{name}_rows_span"), Signal(48, name=f"{name}_cols_span")
+            m.d.sync += [rows_span.eq((rows - 1) * acc.row_pitch), cols_span.eq((cols - 1) * acc.pixel_pitch)]
+            ok = Signal(name=f"inside_{name}")
+            m.d.sync += ok.eq(~used | (rows_span + cols_span + nbytes <= acc.length))
+            inside.append(ok)
+
+        window_fact("input", d.input, d.height, d.width, d.chunks_in << lanes_lg)
+        window_fact("output", d.output, d.out_height, d.out_width, d.chunks_out << lanes_lg)
+        window_fact("residual", d.residual_in, d.out_height, d.out_width, d.chunks_out << lanes_lg, d.residual)
+        all_inside = Signal()
+        m.d.comb += all_inside.eq(Cat(*inside).all())
+
         # ---- engine cfg, registered in CHECK ---------------------------------------------------
         ecfg = Signal(self._eng.cfg)
         m.d.comb += self.engine_cfg.eq(ecfg)
@@ -343,9 +362,11 @@ class JobSequencer(wiring.Component):
                 with m.If(error != ERR_NONE):   # e.g. the descriptor address outside its window
                     m.next = "FAILED"
             with m.State("CHECK"):   # facts are registered from the now-complete descriptor
+                m.next = "CHECK2"
+            with m.State("CHECK2"):  # ... and the window facts from the registered spans
                 m.next = "JUDGE"
             with m.State("JUDGE"):
-                with m.If(all_ok):
+                with m.If(all_ok & all_inside):
                     m.d.sync += translate
                     m.d.sync += assign(pe_ctx0, ctx(last_stage, Mux(is_block | is_dwpw, w1_base, 0),
                                                     Mux(is_block | is_dwpw, t1_base, 0)))
@@ -360,7 +381,7 @@ class JobSequencer(wiring.Component):
                     m.next = "LOAD"
                 with m.Else():
                     with m.If(error == ERR_NONE):
-                        m.d.sync += error.eq(ERR_DESCRIPTOR)
+                        m.d.sync += error.eq(Mux(all_ok, ERR_WINDOW, ERR_DESCRIPTOR))
                     m.next = "FAILED"
             with m.State("LOAD"):
                 # pe0 weights, pe0 tables, dw params, pe1 weights, pe1 tables; empty ones skipped

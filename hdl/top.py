@@ -12,17 +12,17 @@ Inside (see DESIGN.md section 1)::
 Host protocol: write the DRAM image (descriptors, parameters, input), set ``desc_base`` and
 ``desc_limit`` (the descriptor window), write ``ctrl.start``; wait for ``irq`` (or poll
 ``status``); read the output; clear ``status.done`` (write 1). ``ctrl.start`` and ``ctrl.abort``
-first reset the whole datapath for one cycle (DMA, engine, sequencer, FIFOs), so a new run after
-an error or an abort in the middle of a run starts clean; the host must not start while the
-bus still has transactions of an aborted run in flight (wait a few hundred cycles, or reset
-the interconnect).
+first let the DMA finish what the bus still owes (reads taken and dropped, announced write
+bursts completed with no strobes) while the datapath is held in reset, then reset the DMA, so a
+new run after an error or an abort in the middle of a run starts clean and AXI-compliant.
 
 Registers (32-bit words; `REGISTERS` gives the offsets):
 
 ==============  ====  ======================================================================
 ident           ro    0x44574631 ("DWF1")
 config          ro    lanes [7:0], pe_cols [15:8], bus_bytes [23:16]
-ctrl            wo    bit 0 start, bit 1 abort, bit 2 irq_enable (reads back irq_enable)
+ctrl            wo    bit 0 start, bit 1 abort, bit 2 irq_enable (reads back irq_enable);
+                      start and abort first drain the bus and reset the datapath
 status          wo    read: bit 0 busy, bit 1 done, bit 2 error, [5:4] error code
                       (1 window, 2 bus, 3 descriptor), [31:16] job; write 1 to bit 1: clear done
 desc_base       rw    byte address of the first descriptor
@@ -88,6 +88,7 @@ class Accelerator(wiring.Component):
         self._config, self._dsp = config, dsp
         self._seq = JobSequencer(config)          # validates the config for the top
         self._engine = LayerEngine(config, dsp=dsp)
+        self._dma = Dma(bus_bytes=config.bus_bytes, addr_width=32)
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
             "m_axi": Out(AXI4Signature(addr_width=32, data_width=config.bus_bytes * 8)),
@@ -108,22 +109,32 @@ class Accelerator(wiring.Component):
         csr = m.submodules.csr = CsrSlave(_REGS, addr_width=8)
         wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
 
-        # ---- start / abort: one cycle of datapath reset, then start -----------------------------
-        soft_rst = Signal()
-        start_pending = Signal()
-        start_next = Signal()
-        irq_en = Signal()
-        m.d.sync += [soft_rst.eq(0), start_pending.eq(0), start_next.eq(start_pending)]
+        # ---- start / abort: drain the bus, reset the datapath, then start ----------------------
+        # ctrl.start or ctrl.abort: the DMA stops issuing and takes or completes (with empty
+        # strobes) what the bus still owes while the rest of the datapath is held in reset; once
+        # the DMA is idle it is reset too, and a start proceeds on a clean datapath. So a run can
+        # be abandoned at any point without leaving the interconnect mid-transaction.
+        draining, start_pending, dma_rst, start_next, irq_en = (Signal(name=n) for n in (
+            "draining", "start_pending", "dma_rst", "start_next", "irq_en"))
+        core_rst = Signal()
+        m.d.sync += [dma_rst.eq(0), start_next.eq(0)]
         with m.If(csr.ctrl_we):
-            m.d.sync += [soft_rst.eq(csr.ctrl[0] | csr.ctrl[1]), start_pending.eq(csr.ctrl[0]),
-                         irq_en.eq(csr.ctrl[2])]
+            m.d.sync += irq_en.eq(csr.ctrl[2])
+        with m.If(csr.ctrl_we & (csr.ctrl[0] | csr.ctrl[1])):
+            m.d.sync += [draining.eq(1), start_pending.eq(csr.ctrl[0])]
+        with m.Elif(draining & self._dma.idle):
+            m.d.sync += [draining.eq(0), dma_rst.eq(1)]
+        with m.If(dma_rst):
+            m.d.sync += [start_next.eq(start_pending), start_pending.eq(0)]
+        m.d.comb += core_rst.eq(draining | dma_rst)
 
-        def datapath(name, component):
-            m.submodules[name] = ResetInserter(soft_rst)(component)
+        def datapath(name, component, reset=core_rst):
+            m.submodules[name] = ResetInserter(reset)(component)
             return component
 
         seq = datapath("sequencer", self._seq)
-        dma = datapath("dma", Dma(bus_bytes=bb, addr_width=32))
+        dma = datapath("dma", self._dma, reset=dma_rst)
+        m.d.comb += dma.drain.eq(draining)
         engine = datapath("engine", self._engine)
         tags = datapath("tags", SyncFIFOBuffered(width=Tag.WIDTH, depth=16))
         m.d.comb += seq.start.eq(start_next)
@@ -177,7 +188,7 @@ class Accelerator(wiring.Component):
             else:
                 item = data.View(fields, conv.o.payload.data)
                 m.d.comb += [getattr(port.payload, f).eq(getattr(item, f)) for f, _ in fields]
-            with m.If(seq.load_reset | soft_rst):
+            with m.If(seq.load_reset | core_rst):
                 m.d.sync += counts[name].eq(0)
             with m.Elif(port.valid & port.ready):
                 m.d.sync += counts[name].eq(counts[name] + 1)
@@ -225,7 +236,7 @@ class Accelerator(wiring.Component):
             csr.ident.eq(IDENT),
             csr.config.eq(c.lanes | (c.pe_cols << 8) | (bb << 16)),
             csr.ctrl_rd.eq(irq_en << 2),
-            csr.status_rd.eq(seq.busy | (done << 1) | (failed << 2) | (seq.error << 4) | (seq.error_job << 16)),
+            csr.status_rd.eq((seq.busy | draining) | (done << 1) | (failed << 2) | (seq.error << 4) | (seq.error_job << 16)),
             self.irq.eq(irq_en & (done | failed)),
             csr.jobs.eq(seq.jobs),
             csr.rd_bytes.eq(dma.beats_read << exact_log2(bb)),

@@ -18,6 +18,7 @@ from .errors import DwfuseError
 from .fusion import plan
 from .importer import load
 from .inputs import PREPROCESS, load_input, random_input
+from .interpreter import run_graph
 from .hdl.config import PRESETS
 from .program import BACKENDS
 from .stats import layer_table
@@ -67,12 +68,25 @@ def _top_classes(y, tensor, k=5):
 
 
 def _print_run_table(run):
-    """Per-layer figures of a run: group, MACs, lower-bound cycles, DRAM bytes (group's, on its first op)."""
-    table = [(l["index"], l["op"], f"{l['group']}:{l['mode']}", f"{l['macs']:,}", f"{l['lower_bound_cycles']:,}",
-              f"{l['dram_read_bytes']:,}", f"{l['dram_write_bytes']:,}") for l in run["layers"]]
-    table.append(("", "total", "", f"{run['macs']:,}", f"{run['lower_bound_cycles']:,}",
-                  f"{run['dram_read_bytes']:,}", f"{run['dram_write_bytes']:,}"))
-    _print_table(("index", "op", "group", "MACs", "lower-bound cycles", "DRAM read B", "DRAM written B"), table)
+    """Per-layer figures of a run: group, MACs, (cycles, utilisation,) lower-bound cycles, DRAM
+    bytes; a fused group's figures sit on its first op."""
+    rtl = "cycles" in run
+
+    def util(v):
+        return f"{100 * v:.1f}%" if v else "-"
+
+    table = []
+    for l in run["layers"]:
+        row = [l["index"], l["op"], f"{l['group']}:{l['mode']}", f"{l['macs']:,}"]
+        if rtl:
+            row += [f"{l['cycles']:,}", util(l["utilisation"])]
+        table.append(row + [f"{l['lower_bound_cycles']:,}", f"{l['dram_read_bytes']:,}", f"{l['dram_write_bytes']:,}"])
+    total = ["", "total", "", f"{run['macs']:,}"]
+    if rtl:
+        total += [f"{run['cycles']:,}", util(run["utilisation"])]
+    table.append(total + [f"{run['lower_bound_cycles']:,}", f"{run['dram_read_bytes']:,}", f"{run['dram_write_bytes']:,}"])
+    headers = ["index", "op", "group", "MACs"] + (["cycles", "utilisation"] if rtl else [])
+    _print_table(headers + ["lower-bound cycles", "DRAM read B", "DRAM written B"], table)
     for grp in run["groups"]:   # what the compiler did where the hardware did not fit the plan
         if grp["notes"]:
             print(f"group {grp['index']} ({grp['mode']}, {grp['jobs']} jobs): {'; '.join(grp['notes'])}")
@@ -94,8 +108,15 @@ def cmd_run(args):
             raise DwfuseError(f"{args.output}: directory {out_dir} does not exist")
     program = compile_graph(g, args.config)
     t0 = time.perf_counter()
-    outputs, run = program.run(x, backend=args.backend)
+    rtl = args.backend == "rtl"
+    outputs, run = program.run(x, backend=args.backend, keep_all=rtl, progress=rtl and sys.stderr.isatty())
     seconds = time.perf_counter() - t0
+    check = None
+    if rtl:   # the RTL's result must equal the golden model on the output and every tensor it computed
+        ref, values = run_graph(g, x, keep_all=True)
+        bad = [t for t, v in run.pop("tensors").items() if not np.array_equal(v, values[t])]
+        bad += [f"output {k}" for k, (a, b) in enumerate(zip(outputs, ref)) if not np.array_equal(a, b)]
+        check = "bit-exact" if not bad else f"MISMATCH in tensors {bad}"
     rows = layer_table(g)
     macs = sum(r["macs"] for r in rows)
     y, tout = outputs[0], g.output_tensor()
@@ -103,6 +124,9 @@ def cmd_run(args):
     _print_run_table(run)
     print(f"ops: {len(g.ops)}   jobs: {run['jobs']}   MACs: {macs:,}   lower-bound cycles: "
           f"{run['lower_bound_cycles']:,}   wall time: {seconds:.3f} s")
+    if rtl:
+        print(f"cycles: {run['cycles']:,} ({run['cycles'] / max(1, run['lower_bound_cycles']):.3f} x lower bound)   "
+              f"simulated {run['sim_cycles_per_second']:,} cycles/s   golden check: {check}")
     print(f"DRAM bytes: {run['dram_bytes']:,} (read {run['dram_read_bytes']:,}, written "
           f"{run['dram_write_bytes']:,}); weights + input + output + fused-group boundaries: "
           f"{run['compulsory_dram_bytes']:,}; layer by layer: {run['layer_by_layer_dram_bytes']:,}")
@@ -116,7 +140,9 @@ def cmd_run(args):
         shapes = {r["index"]: r for r in rows}
         report = dict(model=model, backend=args.backend, config=args.config, input=source, macs=macs,
                       wall_seconds=seconds, output_shape=list(y.shape), output_dtype=str(y.dtype),
-                      top_classes=top,
+                      top_classes=top, **({k: run[k] for k in ("cycles", "utilisation", "sim_cycles_per_second",
+                                                               "sim_seconds")} if rtl else {}),
+                      golden_check=check,
                       **{k: run[k] for k in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes",
                                              "dram_bytes", "layer_by_layer_dram_bytes", "compulsory_dram_bytes",
                                              "host_input_bytes",
@@ -130,6 +156,8 @@ def cmd_run(args):
         with open(args.report, "w") as f:
             json.dump(report, f, indent=2)
         print(f"report written to {args.report}")
+    if check not in (None, "bit-exact"):
+        raise DwfuseError(f"the RTL result differs from the golden model: {check}")
     return 0
 
 
@@ -148,8 +176,9 @@ def build_parser():
                          "raw = pixel - 128")
     pr.add_argument("--seed", type=int, default=0, help="seed of the random input when --input is absent")
     pr.add_argument("--output", help="write the output tensor to this .npy")
-    pr.add_argument("--backend", choices=BACKENDS, default="golden",
-                    help="golden: the compiled program (descriptors, packed weights, DRAM image) in numpy")
+    pr.add_argument("--backend", choices=BACKENDS, default="rtl",
+                    help="rtl (default): the generated Verilog under Verilator, checked against the golden "
+                         "model; golden: the compiled program (descriptors, packed weights, DRAM image) in numpy")
     pr.add_argument("--config", choices=sorted(PRESETS), default="ecp5",
                     help="accelerator configuration the model is compiled for (default ecp5)")
     pr.add_argument("--report", help="write a JSON report here")

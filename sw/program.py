@@ -16,7 +16,7 @@ from .stats import compulsory_dram_bytes, op_activation_bytes, op_macs, op_weigh
 
 __all__ = ["CompiledGroup", "Job", "Program", "BACKENDS"]
 
-BACKENDS = ("golden",)
+BACKENDS = ("golden", "rtl")
 
 
 @dataclass
@@ -80,15 +80,22 @@ class Program:
                 cur = []
         return out
 
-    def run(self, inputs, backend="golden", keep_all=False):
+    def run(self, inputs, backend="golden", keep_all=False, progress=False, rtl_options=None):
         """Run one inference.
 
         Parameters
         ----------
         inputs : array or list of arrays, in the graph inputs' shapes and dtypes
-        backend : "golden"
+        backend : "golden" or "rtl"
+            golden: the jobs in numpy from the DRAM image (checks the compiler); rtl: the
+            generated Verilog of the Accelerator top under Verilator (verif/rtl_backend.py), with
+            cycle counts from its hardware counters.
         keep_all : bool
             Also return every tensor an accelerator group computed (its output, as it was in DRAM).
+        progress : bool
+            rtl: show a progress bar while simulating.
+        rtl_options : dict
+            rtl: extra arguments of `verif.rtl_backend.run_program` (stalls, seed, waves...).
 
         Returns
         -------
@@ -97,10 +104,13 @@ class Program:
         """
         if backend not in BACKENDS:
             raise DwfuseError(f"unknown backend {backend!r}; compiled programs run on: {', '.join(BACKENDS)}")
-        from .golden_backend import run_job
         g = self.graph
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
+        self._check_inputs(inputs)
+        if backend == "rtl":
+            return self._run_rtl(inputs, keep_all, progress, rtl_options or {})
+        from .golden_backend import run_job
         if len(inputs) != len(g.inputs):
             raise ModelError(f"{len(inputs)} inputs given, the model has {len(g.inputs)}")
         image = self.image.copy()
@@ -109,11 +119,7 @@ class Program:
         host_write = 0
         computed = {}
         for i, x in zip(g.inputs, inputs):
-            t = g.tensors[i]
             x = np.asarray(x)
-            if tuple(x.shape) != tuple(t.shape) or x.dtype != t.dtype:
-                raise ModelError(f"input {t.name!r}: got {x.dtype}{list(x.shape)}, model expects "
-                                 f"{np.dtype(t.dtype)}{list(t.shape)}")
             if i in self.buffers:
                 self.buffers[i].write(image, x)
                 host_write += self.buffers[i].size
@@ -149,6 +155,57 @@ class Program:
         if keep_all:
             rep["tensors"] = computed
         return outputs, rep
+
+    def _check_inputs(self, inputs):
+        g = self.graph
+        if len(inputs) != len(g.inputs):
+            raise ModelError(f"the model has {len(g.inputs)} inputs, got {len(inputs)}")
+        for i, x in zip(g.inputs, inputs):
+            t = g.tensors[i]
+            x = np.asarray(x)
+            if tuple(x.shape) != tuple(t.shape) or x.dtype != t.dtype:
+                raise ModelError(f"input {t.name!r}: got {x.dtype}{list(x.shape)}, model expects "
+                                 f"{np.dtype(t.dtype)}{list(t.shape)}")
+
+    def _run_rtl(self, inputs, keep_all, progress, options):
+        """`run` on the RTL: one chain per fused group, so every group gets its own counters."""
+        # The simulation harness lives in verif/ (DESIGN.md section 7); only this backend needs it.
+        from .verif.rtl_backend import run_program
+        results, info = run_program(self, [list(inputs)], keep_all=keep_all, split_groups=True,
+                                    progress=progress, **options)
+        r = results[0]
+        traffic = [[0, 0] for _ in self.groups]
+        cycles = [0] * len(self.groups)
+        counters = {}
+        for c in r["chains"]:
+            k = c["group"]
+            traffic[k][0] += c["rd_bytes"]
+            traffic[k][1] += c["wr_bytes"]
+            cycles[k] += c["cycles"]
+            counters[k] = c
+        for k, (rd, wr) in r["host_traffic"].items():
+            traffic[k] = [rd, wr]
+        host_write = sum(self.buffers[i].size for i in self.graph.inputs if i in self.buffers)
+        rep = self.report(traffic, host_write)
+        for grp in rep["groups"]:
+            k = grp["index"]
+            grp["cycles"] = cycles[k]
+            grp["utilisation"] = round(grp["lower_bound_cycles"] / cycles[k], 4) if cycles[k] else None
+            if k in counters:
+                grp["counters"] = {n: counters[k][n] for n in ("engine_busy", "in_words", "in_starved",
+                                                               "out_words", "out_stalled")}
+        first_op = {grp["ops"][0]: grp for grp in rep["groups"] if grp["ops"]}
+        for layer in rep["layers"]:
+            grp = first_op.get(layer["index"])
+            layer["cycles"] = grp["cycles"] if grp else 0
+            layer["utilisation"] = grp["utilisation"] if grp else None
+        rep["cycles"] = sum(cycles)
+        rep["utilisation"] = round(rep["lower_bound_cycles"] / rep["cycles"], 4) if rep["cycles"] else None
+        rep["sim_cycles_per_second"] = round(rep["cycles"] / r["wall_seconds"]) if r["wall_seconds"] else None
+        rep["sim_seconds"] = round(info["sim_seconds"], 3)
+        if keep_all:
+            rep["tensors"] = r["tensors"]
+        return r["outputs"], rep
 
     def report(self, traffic=None, host_input_bytes=0):
         """Per layer and total figures; DRAM bytes are those of a run (`traffic`), if given.

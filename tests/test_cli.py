@@ -72,6 +72,7 @@ def test_run_person_images_via_cli(tmp_path):
     scores = {}
     for img in ("person", "no_person"):
         out = tmp_path / f"{img}.npy"
-        assert main(["run", arg, "--input", shared_model(f"{img}.bmp"), "--output", str(out)]) == 0
+        assert main(["run", arg, "--input", shared_model(f"{img}.bmp"), "--output", str(out),
+                     "--backend", "golden"]) == 0
         scores[img] = int(np.load(out).reshape(-1)[1])
     assert scores["person"] > scores["no_person"]

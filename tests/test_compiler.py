@@ -410,7 +410,7 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
     import json
     arg = shared_model("person_detect.tflite")
     r = tmp_path / "r.json"
-    assert main(["run", arg, "--config", "ecp5", "--report", str(r)]) == 0
+    assert main(["run", arg, "--config", "ecp5", "--report", str(r), "--backend", "golden"]) == 0
     rep = json.loads(r.read_text())
     cfg = preset("ecp5")
     assert rep["pe_array_macs_per_cycle"] == cfg.lanes * cfg.pe_cols and rep["dw_macs_per_cycle"] == 9 * cfg.lanes
@@ -429,7 +429,8 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
         assert rep[key] == sum(l[key] for l in rep["layers"]) > 0
     assert "lower-bound cycles" in capsys.readouterr().out
     # the tiny preset's line buffer holds 64 channels: this model's depthwise convs have more
-    assert main(["run", shared_model("mobilenet_v2_a035_96_int8.tflite"), "--config", "tiny"]) == 2
+    assert main(["run", shared_model("mobilenet_v2_a035_96_int8.tflite"), "--config", "tiny",
+                 "--backend", "golden"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dwfuse: error: op ") and "channels in the line buffer exceeds max_channels 64" in err
 

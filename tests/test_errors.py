@@ -113,13 +113,13 @@ def test_bad_input_files(tmp_path, capsys):
     notimg.write_bytes(b"not a png")
     for f, text in [(wrong, "model input is int8[1, 96, 96, 3]"), (notimg, "not a readable image"),
                     (tmp_path / "absent.npy", "no such input file")]:
-        assert main(["run", "mobilenet_v2_0.35_96", "--input", str(f)]) != 0
+        assert main(["run", "mobilenet_v2_0.35_96", "--input", str(f), "--backend", "golden"]) != 0
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and text in err, err
 
 
 def test_output_to_missing_directory_writes_nothing(tmp_path, capsys):
     out = tmp_path / "no" / "such" / "y.npy"
-    assert main(["run", "mobilenet_v2_0.35_96", "--output", str(out)]) != 0
+    assert main(["run", "mobilenet_v2_0.35_96", "--output", str(out), "--backend", "golden"]) != 0
     assert "does not exist" in capsys.readouterr().err
     assert not os.path.exists(out)

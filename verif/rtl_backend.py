@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import DwfuseError
 from ..hdl.top import Accelerator
 from .dram_harness import dram_sources
-from .sim import run_cocotb
+from .sim import design_sources, run_cocotb
 
 __all__ = ["RtlError", "run_program", "DRAM_BYTES"]
 
@@ -33,47 +33,59 @@ class RtlError(DwfuseError):
     """The simulated accelerator reported an error or did not finish."""
 
 
-def _design(config, *, dsp, read_latency, stall_percent, seed):
+def _design(config, *, dsp):
     words = DRAM_BYTES // config.bus_bytes
-    return dram_sources(Accelerator(config, dsp=dsp), "accel", bus_bytes=config.bus_bytes, words=words,
-                        read_latency=read_latency, stall_percent=stall_percent, seed=seed)
+    return dram_sources(Accelerator(config, dsp=dsp), "accel", bus_bytes=config.bus_bytes, words=words)
 
 
-def run_program(program, input_sets, *, keep_all=False, progress=False, dsp="infer", read_latency=16,
+def run_program(program, input_sets, *, keep_all=False, split_groups=False, progress=False, dsp="infer",
+                read_latency=16,
                 stall_percent=0, csr_pause=0.0, abort_after=None, seed=1, waves=False,
-                timeout_cycles=200_000_000, debug=False):
+                timeout_cycles=200_000_000, debug=False, python_dram=False, axi_pause=0.0,
+                expect_error=False):
     """Run ``program`` on every input set (a list of input lists) in one simulation.
 
     Returns ``(results, info)``: per input set a dict with ``outputs``, ``chains`` (the
     hardware counters of every descriptor chain: cycles, jobs, rd_bytes, wr_bytes, engine_busy,
     in_words, in_starved, out_words, out_stalled), ``tensors`` (with ``keep_all``: every
     accelerator group's output as read back from the simulated DRAM) and ``wall_seconds``;
-    ``info`` has ``load_seconds`` and ``sim_seconds``. ``stall_percent`` makes the DRAM model
+    ``info`` has ``load_seconds`` and ``sim_seconds``. ``split_groups`` ends a descriptor chain
+    after every fused group, so the counters come per group (``keep_all`` implies it). ``stall_percent`` makes the DRAM model
     stall every AXI channel at random; ``csr_pause`` pauses the AXI4-Lite channels;
     ``abort_after`` starts the first chain, aborts it after that many cycles, then runs normally.
     ``debug`` builds a model whose internal signals the bench can read (error reports then show
-    the DMA's last commands), at several times lower speed.
+    the DMA's last commands), at several times lower speed. ``python_dram`` replaces the Verilog
+    DRAM by cocotbext-axi's AxiRam (Python every cycle: small programs only), whose channels
+    pause with probability ``axi_pause``. With ``expect_error``, an accelerator error ends the
+    run without raising and the result is a dict with ``error``, ``status``, ``image`` (DRAM
+    after the error) and ``expected_image`` (DRAM as the bench last wrote it).
     """
     if len(program.image) > DRAM_BYTES:
         raise DwfuseError(f"the program's DRAM image ({len(program.image)} bytes) exceeds the simulated "
                           f"DRAM ({DRAM_BYTES} bytes)")
-    design = _design(program.config, dsp=dsp, read_latency=read_latency, stall_percent=stall_percent,
-                     seed=seed)
+    if python_dram:
+        design, toplevel = design_sources(Accelerator(program.config, dsp=dsp), "accel"), "accel"
+    else:
+        design, toplevel = _design(program.config, dsp=dsp), "sim_top"
     with tempfile.TemporaryDirectory(prefix="dwfuse-rtl-") as tmp:
         session = Path(tmp) / "session.pkl"
         dram_file = Path(tmp) / "dram.hex"
         with open(session, "wb") as f:
             pickle.dump(dict(program=program, inputs=input_sets, dram_file=str(dram_file),
-                             options=dict(keep_all=keep_all, csr_pause=csr_pause, abort_after=abort_after,
+                             options=dict(keep_all=keep_all, split_groups=split_groups, csr_pause=csr_pause,
+                                          abort_after=abort_after, expect_error=expect_error,
+                                          python_dram=DRAM_BYTES if python_dram else 0, axi_pause=axi_pause,
                                           timeout_cycles=timeout_cycles)), f)
         failure = []
 
         def simulate():
             try:
-                run_cocotb(design, "sim_top", "dwfuse.verif.tb_accelerator", seed=seed, waves=waves,
+                run_cocotb(design, toplevel, "dwfuse.verif.tb_accelerator", seed=seed, waves=waves,
                            traceable=waves, extra_env={"DWFUSE_SESSION": str(session)},
-                           plusargs=[f"+dram_file={dram_file}"], run_name=f"rtl-{os.getpid()}",
-                           public=debug)
+                           plusargs=[f"+dram_file={dram_file}", f"+dram_latency={read_latency}",
+                                     f"+dram_stall={stall_percent}", f"+dram_seed={seed}"],
+                           run_name=f"rtl-{os.getpid()}",
+                           public=debug or python_dram)
             except BaseException as exc:  # reported below, in the caller's thread
                 failure.append(exc)
 
@@ -102,4 +114,8 @@ def run_program(program, input_sets, *, keep_all=False, progress=False, dsp="inf
             raise RtlError(f"RTL simulation failed: {detail.splitlines()[0] if detail else ''}\n{detail}")
         with open(out, "rb") as f:
             res = pickle.load(f)
+    if "error" in res:
+        if not expect_error:
+            raise RtlError(res["error"])
+        return res, dict(sim_seconds=sim_seconds)
     return res["results"], dict(load_seconds=res["load_seconds"], sim_seconds=sim_seconds)

@@ -80,6 +80,25 @@ class DramFile:
         await self._pulse(self.dut.dram_load, lo, hi)
 
 
+class AxiRamAccess:
+    """The same interface as `DramFile` over cocotbext-axi's AxiRam (Python in every cycle: slow,
+    but it is the reference AXI slave and can pause every channel)."""
+
+    def __init__(self, dut, size, pause, rng):
+        from cocotbext.axi import AxiBus, AxiRam
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=size)
+        if pause:
+            for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel, self.ram.write_if.b_channel,
+                       self.ram.read_if.ar_channel, self.ram.read_if.r_channel):
+                ch.set_pause_generator(iter(lambda: rng.random() < pause, None))
+
+    async def read(self, addr, nbytes):
+        return np.frombuffer(self.ram.read(addr, nbytes), np.uint8).copy()
+
+    async def write(self, addr, payload):
+        self.ram.write(addr, bytes(payload))
+
+
 class _Bus:
     """The CSR window over AXI4-Lite."""
 
@@ -157,7 +176,10 @@ async def run_session(dut):
     rng = random.Random(int(os.environ.get("COCOTB_RANDOM_SEED", "0")))
     Clock(dut.clk, 10, unit="ns", impl="gpi").start()   # no Python per clock edge
     dut.rst.value = 1
-    dram = DramFile(dut, session["dram_file"], cfg.bus_bytes)
+    if opts.get("python_dram"):
+        dram = AxiRamAccess(dut, opts["python_dram"], opts.get("axi_pause", 0.0), random.Random(rng.random()))
+    else:
+        dram = DramFile(dut, session["dram_file"], cfg.bus_bytes)
     bus = _Bus(dut, opts.get("csr_pause", 0.0), rng)
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
@@ -169,7 +191,8 @@ async def run_session(dut):
     desc_layout = D.descriptor_layout()
     desc_size = D.item_bytes(desc_layout, cfg)
     keep_all = opts.get("keep_all", False)
-    if keep_all:   # end a chain after every group, so each group's output can be read back
+    split = keep_all or opts.get("split_groups", False)
+    if split:   # end a chain after every group: per-group counters, and outputs can be read back
         for cg in program.groups:
             if cg.jobs:
                 j = program.jobs[cg.jobs[-1]]
@@ -195,7 +218,7 @@ async def run_session(dut):
             f.write(str(jobs_done))
     for inputs in runs:
         wall = time.monotonic()
-        values, chains, computed = {}, [], {}
+        values, chains, computed, host = {}, [], {}, {}
         for i, x in zip(g.inputs, inputs):
             if i in program.buffers:
                 buf = program.buffers[i]
@@ -212,25 +235,37 @@ async def run_session(dut):
         for k, cg in enumerate(program.groups):
             if cg.mode == "HOST":
                 op = cg.group.ops[0]
+                rd = wr = 0
                 for t in op.inputs:
                     if t in program.buffers:
                         values[t] = await fetch(t)
+                        rd += program.buffers[t].size
                 for t, y in zip(op.outputs, run_op(op, g, values)):
                     values[t] = y
                     if t in program.buffers:
                         buf = program.buffers[t]
                         buf.write(image, y)
                         await dram.write(buf.addr, image[buf.addr:buf.addr + buf.size].tobytes())
+                        wr += buf.size
+                host[k] = (rd, wr)
                 continue
             for j in cg.jobs:
                 job = program.jobs[j]
                 starts_chain = j == 0 or program.jobs[j - 1].descriptor.get("last") or (
-                    keep_all and j == cg.jobs[0])
+                    split and j == cg.jobs[0])
                 if not starts_chain:
                     continue
                 budget = opts.get("timeout_cycles", 200_000_000)
-                perf = await _run_chain(dut, bus, job.addr, limit, budget,
-                                        progress=lambda n, base=done_jobs: report(base + n))
+                try:
+                    perf = await _run_chain(dut, bus, job.addr, limit, budget,
+                                            progress=lambda n, base=done_jobs: report(base + n))
+                except RuntimeError as exc:   # reported to the driver, which raises RtlError
+                    outcome = dict(error=str(exc), status=await bus.read("status"))
+                    if opts.get("expect_error"):   # what the hardware left in DRAM
+                        outcome.update(image=await dram.read(0, len(image)), expected_image=image)
+                    with open(session_path + ".out", "wb") as f:
+                        pickle.dump(outcome, f)
+                    return
                 done_jobs += perf["jobs"]
                 report(done_jobs)
                 chains.append(dict(group=k, first_job=j, **perf))
@@ -239,7 +274,7 @@ async def run_session(dut):
         outputs = []
         for t in g.outputs:
             outputs.append(await fetch(t) if t in program.buffers else values[t])
-        results.append(dict(outputs=outputs, chains=chains, tensors=computed,
+        results.append(dict(outputs=outputs, chains=chains, tensors=computed, host_traffic=host,
                             wall_seconds=time.monotonic() - wall))
     with open(session_path + ".out", "wb") as f:
         pickle.dump(dict(results=results, load_seconds=load_seconds), f)

@@ -10,8 +10,10 @@
 //   its AR was accepted, then one beat per cycle while rready;
 // - writes: AW and W accepted independently, data written with wstrb, one B per burst;
 // - an access outside [0, WORDS * bytes) answers DECERR and touches nothing;
-// - STALL_PERCENT > 0 deasserts arready/rvalid/awready/wready/bvalid pseudo-randomly (LFSR with
-//   seed SEED), for cheap stress runs;
+// - a stall percentage > 0 deasserts arready/rvalid/awready/wready/bvalid pseudo-randomly (an
+//   LFSR), for cheap stress runs; the read latency, the stall percentage and the LFSR seed are
+//   the parameters' values unless the plusargs +dram_latency=N, +dram_stall=P, +dram_seed=S
+//   override them (so one build serves every setting);
 // - the memory is `mem` (word-addressed), reachable from cocotb as dut.<instance>.mem (slow for
 //   big regions: one VPI call per word). Bulk transfers go through a file named by the plusarg
 //   +dram_file=FILE: a rising edge on `sim_load` reads words [sim_lo, sim_hi] from it
@@ -45,7 +47,13 @@ module axi_ram_sim #(
     reg [1023:0] sim_file;
     reg have_file;
     reg sim_load_q, sim_dump_q;
-    initial have_file = $value$plusargs("dram_file=%s", sim_file);
+    integer latency, stall_percent, seed;
+    initial begin
+        have_file = $value$plusargs("dram_file=%s", sim_file);
+        if (!$value$plusargs("dram_latency=%d", latency)) latency = READ_LATENCY;
+        if (!$value$plusargs("dram_stall=%d", stall_percent)) stall_percent = STALL_PERCENT;
+        if (!$value$plusargs("dram_seed=%d", seed)) seed = SEED;
+    end
     always @(posedge clk) begin
         sim_load_q <= sim_load;
         sim_dump_q <= sim_dump;
@@ -56,9 +64,9 @@ module axi_ram_sim #(
     // ---- pseudo-random stalls ----
     reg [31:0] lfsr;
     wire [6:0] roll = lfsr[6:0] % 7'd100;
-    wire go = (STALL_PERCENT == 0) || (roll >= STALL_PERCENT[6:0]);
+    wire go = (stall_percent == 0) || ({25'd0, roll} >= stall_percent);
     always @(posedge clk) begin
-        if (rst) lfsr <= SEED;
+        if (rst) lfsr <= seed[31:0] | 32'd1;
         else lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
     end
 
@@ -76,7 +84,7 @@ module axi_ram_sim #(
     reg [7:0] beat;
     assign arready = (q_count < QD) && go;
     wire [2:0] h = q_head[2:0];
-    wire head_ready = (q_count != 0) && (now >= q_time[h] + READ_LATENCY);
+    wire head_ready = (q_count != 0) && (now >= q_time[h] + 64'(latency));
     wire head_ok = in_range(q_addr[h], q_len[h]);
     wire [ADDR_WIDTH-1:0] r_word = (q_addr[h] >> LG) + {{(ADDR_WIDTH-8){1'b0}}, beat};
     assign rvalid = head_ready && go;

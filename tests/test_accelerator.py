@@ -1,0 +1,120 @@
+"""The Accelerator top (hdl/top.py) running compiled programs under Verilator (the rtl backend).
+
+A small configuration keeps the Verilator build short; CI runs whole small networks, stalls,
+bad descriptors and a reset in the middle of a run. Whole shared models and MobileNetV2-1.0-224
+on the ecp5 preset run from scripts/bench_rtl.py (and the `slow` tests).
+"""
+
+import numpy as np
+import pytest
+
+import dwfuse
+from dwfuse.hdl import descriptor as D
+from dwfuse.hdl.config import Config
+from dwfuse.inputs import random_input
+from dwfuse.verif.rtl_backend import RtlError, run_program
+
+#: 4 lanes x 8 columns, 32-bit AXI: small enough to build in about a minute, big enough for
+#: every kind of group and tile on 32x32 MobileNets.
+SIM = Config(name="sim", lanes=4, pe_cols=8, requant_lanes=2, max_width=40, max_channels=1280, line_rows=4,
+             max_k=1280, weight_words=512, max_out_channels=256, bus_bytes=4, residual_lanes=1)
+
+
+def _program(name, config=SIM, seed=0):
+    g = dwfuse.load(name)
+    prog = dwfuse.compile(g, config)
+    x = random_input(g.input_tensor(), seed)
+    ref, values = dwfuse.run_graph(g, x, keep_all=True)
+    return g, prog, x, ref, values
+
+
+def _assert_bit_exact(g, result, ref, values):
+    assert result["tensors"], "no accelerator tensor was read back"
+    for t, got in result["tensors"].items():
+        want = values[t]
+        if not np.array_equal(got, want):
+            raise AssertionError(f"tensor {t} {g.tensors[t].name!r} {list(want.shape)}: "
+                                 f"{int((got != want).sum())} of {want.size} values differ")
+    for k, (got, want) in enumerate(zip(result["outputs"], ref)):
+        assert np.array_equal(got, want), f"output {k} differs"
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2_0.35_32", "mobilenet_v1_0.25_32"])
+def test_network_bit_exact(name):
+    """Every group of a V2 (expand/depthwise/project + residual ADD, CONV3, channel tiles) and a
+    V1 (DW->PW pairs) network, every tensor the accelerator computed."""
+    g, prog, x, ref, values = _program(name)
+    results, _ = run_program(prog, [[x]], keep_all=True)
+    _assert_bit_exact(g, results[0], ref, values)
+
+
+def test_many_inputs_reuse_the_loaded_program():
+    g, prog, _, _, _ = _program("mobilenet_v2_0.35_32")
+    xs = [random_input(g.input_tensor(), seed) for seed in (1, 2)]
+    results, _ = run_program(prog, [[x] for x in xs])
+    for x, r in zip(xs, results):
+        assert np.array_equal(r["outputs"][0], dwfuse.run_graph(g, x)[0][0])
+
+
+def test_dram_stalls_and_latency_change_no_result():
+    """The Verilog DRAM stalls every AXI channel 40% of the time with a 60-cycle read latency;
+    the CSR bus pauses too."""
+    g, prog, x, ref, values = _program("mobilenet_v2_0.35_32", seed=3)
+    results, _ = run_program(prog, [[x]], keep_all=True, stall_percent=40, read_latency=60, csr_pause=0.3,
+                             seed=5)
+    _assert_bit_exact(g, results[0], ref, values)
+
+
+def test_axi_ram_pauses_on_every_channel():
+    """cocotbext-axi's AxiRam as the DRAM, its pause generators on AW, W, B, AR and R."""
+    g, prog, x, ref, values = _program("mobilenet_v1_0.25_32", seed=4)
+    results, _ = run_program(prog, [[x]], keep_all=True, python_dram=True, axi_pause=0.5, csr_pause=0.3)
+    _assert_bit_exact(g, results[0], ref, values)
+
+
+def test_reset_in_the_middle_of_a_run():
+    g, prog, x, ref, values = _program("mobilenet_v2_0.35_32", seed=6)
+    results, _ = run_program(prog, [[x]], keep_all=True, abort_after=3000)
+    _assert_bit_exact(g, results[0], ref, values)
+
+
+def _corrupt_first_job(prog, change):
+    """A copy of the first job's descriptor with ``change`` applied, written into the image."""
+    job = prog.jobs[0]
+    layout = D.descriptor_layout()
+    size = D.item_bytes(layout, prog.config)
+    d = D.unpack_bytes(layout, prog.image[job.addr:job.addr + size])
+    change(d)
+    prog.image[job.addr:job.addr + size] = np.frombuffer(D.pack_bytes(layout, d, prog.config), np.uint8)
+
+
+@pytest.mark.parametrize("what,code", [
+    ("output window too small", 1),    # the sequencer's window check: nothing moves
+    ("input window too small", 1),
+    ("k_words disagree", 3),           # the sequencer's descriptor check
+    ("input beyond the DRAM", 2),      # the DRAM answers DECERR
+])
+def test_bad_descriptor_is_refused(what, code):
+    g, prog, x, _, _ = _program("mobilenet_v2_0.35_32")
+
+    def change(d):
+        if what == "output window too small":
+            d["output"]["length"] -= prog.config.bus_bytes
+        elif what == "input window too small":
+            d["input"]["length"] -= prog.config.bus_bytes
+        elif what == "k_words disagree":
+            d["pe0"]["k_words"] += 1
+        else:
+            d["input"]["base"] = 1 << 31
+    _corrupt_first_job(prog, change)
+    out = prog.jobs[0].descriptor["output"]
+    outcome, _ = run_program(prog, [[x]], expect_error=True)
+    assert f"accelerator error {code}" in outcome["error"] and "job 0" in outcome["error"], outcome["error"]
+    assert (outcome["status"] >> 4) & 3 == code
+    changed = np.flatnonzero(outcome["expected_image"] != outcome["image"])
+    if code == 2:   # the bad read is only seen when its data returns: writes stay in the output window
+        assert ((changed >= out["base"]) & (changed < out["base"] + out["length"])).all()
+    else:
+        assert changed.size == 0, f"{changed.size} DRAM bytes changed, first at {changed[0]:#x}"
+    with pytest.raises(RtlError, match=f"accelerator error {code}"):
+        run_program(prog, [[x]])
