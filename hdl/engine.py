@@ -50,9 +50,16 @@ to ``stride - 1`` trailing input rows that no window reads; with ``line_rows >= 
 admissible under rule A while the last out-row is in progress, so rule C never waits forever
 (PW_DW_PW needs ``line_rows >= 4``).
 
-Throughput of PW_DW_PW: with ``line_rows = 4`` and stride 1 the PE array may expand one row
-ahead of the out-row whose windows are being issued; with stride 2 a row and a half. The
-measured busy fraction of the PE array is in scripts/bench_streaming.py.
+Throughput (scripts/bench_streaming.py, ecp5 preset, no stalls, steady state of 2- and 4-row
+cuts of every MobileNetV2-1.0-224 and person_detect group that fits): the PE array is the
+bottleneck and runs at its bound, the larger of its issue cycles (pixels x out_tiles x k_words)
+and its drain cycles (pixels x out_tiles x pe_cols/requant_lanes), in every DW_PW and CONV3
+group and in 13 of 14 PW_DW_PW blocks (stride 1 and 2); the 56x56x24 stride-2 block measures
+1.067 x its bound. With ``line_rows = 4`` the PE array can expand one input row ahead of the
+out-row being issued (a row and a half at stride 2), which the result FIFO of the two-context
+array (`CONTEXT_FIFO_DEPTH`) turns into full overlap of a drain-bound expand with an
+issue-bound projection. The bound exceeds MACs / (lanes x pe_cols) when channels are padded to
+whole words/tiles or k_words < pe_cols/requant_lanes (narrow expands, first layers).
 
 Run protocol: load weights (``wload``), tables (``tload``) and depthwise parameters (``pload``)
 while idle; set ``cfg`` (see `engine_cfg`) and pulse ``start``; stream exactly ``width * height
