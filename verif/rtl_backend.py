@@ -42,7 +42,7 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
                 read_latency=16,
                 stall_percent=0, csr_pause=0.0, abort_after=None, seed=1, waves=False,
                 timeout_cycles=200_000_000, debug=False, python_dram=False, axi_pause=0.0,
-                expect_error=False):
+                expect_error=False, max_groups=None):
     """Run ``program`` on every input set (a list of input lists) in one simulation.
 
     Returns ``(results, info)``: per input set a dict with ``outputs``, ``chains`` (the
@@ -58,7 +58,8 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
     DRAM by cocotbext-axi's AxiRam (Python every cycle: small programs only), whose channels
     pause with probability ``axi_pause``. With ``expect_error``, an accelerator error ends the
     run without raising and the result is a dict with ``error``, ``status``, ``image`` (DRAM
-    after the error) and ``expected_image`` (DRAM as the bench last wrote it).
+    after the error) and ``expected_image`` (DRAM as the bench last wrote it). ``max_groups``
+    stops after that many groups (no outputs then; with ``keep_all``, their tensors).
     """
     if len(program.image) > DRAM_BYTES:
         raise DwfuseError(f"the program's DRAM image ({len(program.image)} bytes) exceeds the simulated "
@@ -74,6 +75,7 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
             pickle.dump(dict(program=program, inputs=input_sets, dram_file=str(dram_file),
                              options=dict(keep_all=keep_all, split_groups=split_groups, csr_pause=csr_pause,
                                           abort_after=abort_after, expect_error=expect_error,
+                                          max_groups=max_groups,
                                           python_dram=DRAM_BYTES if python_dram else 0, axi_pause=axi_pause,
                                           timeout_cycles=timeout_cycles)), f)
         failure = []

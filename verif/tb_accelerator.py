@@ -233,6 +233,8 @@ async def run_session(dut):
             return buf.read(image, g.tensors[t].shape)
 
         for k, cg in enumerate(program.groups):
+            if opts.get("max_groups") is not None and k >= opts["max_groups"]:
+                break
             if cg.mode == "HOST":
                 op = cg.group.ops[0]
                 rd = wr = 0
@@ -272,7 +274,7 @@ async def run_session(dut):
             if keep_all:
                 computed[cg.group.output] = await fetch(cg.group.output)
         outputs = []
-        for t in g.outputs:
+        for t in g.outputs if opts.get("max_groups") is None else ():
             outputs.append(await fetch(t) if t in program.buffers else values[t])
         results.append(dict(outputs=outputs, chains=chains, tensors=computed, host_traffic=host,
                             wall_seconds=time.monotonic() - wall))
