@@ -97,6 +97,11 @@ class Mode(enum.IntEnum):
     PW_DW_PW = 4
 
 
+def _max_in_words(config):
+    """Most words of an input pixel: a line-buffer row's chunks, or a PW input vector's words."""
+    return max(config.max_chunks, geometry(config).max_k_words)
+
+
 def _parts(config):
     line_buffer = LineBuffer(config)
     line_buffer._MustUse__silence = True   # built only for its layouts
@@ -115,7 +120,7 @@ def engine_layouts(config):
     word = data.ArrayLayout(signed(8), config.lanes)
     cfg = data.StructLayout({
         "mode": unsigned(3),
-        "in_chunks": unsigned(bits_for(config.max_chunks)),
+        "in_chunks": unsigned(bits_for(_max_in_words(config))),
         "dense": 1,                                       # CONV3 with in_channels <= lanes
         "dense_cin": unsigned(bits_for(config.lanes)),    # its channels
         "dense_words": unsigned(bits_for(9)),             # ceil(9 * dense_cin / lanes)
@@ -202,6 +207,8 @@ def engine_cfg(config, mode, *, width, height, in_channels, out_channels, pe=Non
     mode = Mode(mode)
     lanes = config.lanes
     in_chunks = -(-in_channels // lanes)
+    if not 1 <= width <= config.max_width:
+        raise ValueError(f"width {width} is outside 1..{config.max_width} (config {config.name!r})")
     zero_ctx = {"k_words": 1, "out_tiles": 1, "in_zp": 0, "out_zp": 0, "act_min": -128,
                 "act_max": 127, "weight_base": 0, "table_base": 0}
     ctx0, ctx1 = dict(zero_ctx), dict(zero_ctx)
@@ -218,12 +225,18 @@ def engine_cfg(config, mode, *, width, height, in_channels, out_channels, pe=Non
         if mode == Mode.PW_DW_PW and pad_value != expand["out_zp"]:
             raise ValueError("the depthwise input zero point must be the expand output's")
         g = window_geometry(width, height, stride, padding)
+        line_buffer = _parts(config)[0]
+        if not line_buffer.fits(width, lb_chunks) or height > line_buffer.max_height:
+            raise ValueError(
+                f"a {width}x{height} input of {lb_chunks} words per pixel does not fit the line "
+                f"buffer (max_width {config.max_width}, max_chunks {config.max_chunks}, bank_depth "
+                f"{line_buffer.bank_depth}, max_height {line_buffer.max_height})")
         lb = {"width": width, "height": height, "chunks": lb_chunks, "stride": stride,
               "pad_top": g.pad_top, "pad_bottom": g.pad_bottom, "pad_left": g.pad_left,
               "pad_right": g.pad_right, "pad_value": pad_value, "out_width": g.out_width,
               "out_height": g.out_height}
     else:
-        lb = {"width": width, "height": height, "chunks": in_chunks, "stride": 1, "pad_top": 0,
+        lb = {"width": width, "height": height, "chunks": 1, "stride": 1, "pad_top": 0,
               "pad_bottom": 0, "pad_left": 0, "pad_right": 0, "pad_value": 0,
               "out_width": width, "out_height": height}
     if mode != Mode.DW:
@@ -350,7 +363,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += running.eq(0)
 
         # ---- input position: (row, column, chunk) of the next word on i ---------------------
-        in_k = Signal(range(max(2, config.max_chunks)))
+        in_k = Signal(range(max(2, _max_in_words(config))))
         in_x = Signal(range(config.max_width + 1))
         in_y = Signal(range(lb.max_height + 1))
         in_done = Signal()
@@ -405,7 +418,7 @@ class LayerEngine(wiring.Component):
         # ---- PW_DW_PW arbiter at the PE input: whole pixels, project first --------------------
         mid = Signal()            # inside a pixel
         mid_dw = Signal()         # ... which comes from the depthwise engine
-        a_k = Signal(range(max(2, config.max_chunks)))   # word within the pixel
+        a_k = Signal(range(max(2, _max_in_words(config))))   # word within the pixel
         pick_dw = Signal()
         pick_i = Signal()
         m.d.comb += [

@@ -134,6 +134,15 @@ def test_engine_cfg_rejects_oversized_layers():
                    out_channels=config.max_out_channels, pe=ctx)
 
 
+def test_engine_cfg_rejects_rows_over_the_line_buffer():
+    config = preset("tiny")   # max_width 32, max_channels 64
+    dw = {"in_zp": 0, "out_zp": 0, "act_min": -128, "act_max": 127}
+    with pytest.raises(ValueError, match="width 33"):
+        engine_cfg(config, Mode.DW, width=33, height=4, in_channels=4, out_channels=4, dw=dw)
+    with pytest.raises(ValueError, match="does not fit the line buffer"):
+        engine_cfg(config, Mode.DW, width=8, height=4, in_channels=65, out_channels=65, dw=dw)
+
+
 # ---- RTL -----------------------------------------------------------------------------------
 
 
@@ -236,3 +245,15 @@ def test_tiny_block_edges(tmp_path):
         block(7, 7, 2, 13, 9, 2, (0, 2, 2, 0), idle=0.0, stall=0.0),
     ]
     simulate(tmp_path, config, runs, 41)
+
+
+def test_tiny_long_input_vectors(tmp_path):
+    """PW / FC input vectors longer than a line-buffer row (K = 100 and max_k: more words per
+    pixel than max_chunks), each after a short one."""
+    config = preset("tiny")
+    rng = np.random.default_rng(53)
+    runs = [make_run(config, Mode.PW, _x(rng, 2, 3, 100), pe=pw_layer(rng, 100, 5, -128, 127)),
+            make_run(config, Mode.PW, _x(rng, 3, 1, 2), pe=pw_layer(rng, 2, 9)),
+            make_run(config, Mode.PW, _x(rng, 1, 1, config.max_k), pe=pw_layer(rng, config.max_k, 3),
+                     name="FC", stall=0.6)]
+    simulate(tmp_path, config, runs, 53)

@@ -315,9 +315,10 @@ def group_run(graph, grp, x, config, *, padding=None, expected=None, name="", id
         kw["padding"] = grp.pad if padding is None else padding
     layers = [_op_layer(op, graph) for op in ops[:3]]
     if grp.mode == "PW":
-        x = x.reshape(1, -1, x.shape[-1])   # any pixel order: one row of pixels
-        if expected is not None:
-            kw["expected"] = expected.reshape(1, -1, expected.shape[-1])
+        if x.ndim < 3:   # FULLY_CONNECTED: one pixel
+            x = x.reshape(1, 1, -1)
+            if expected is not None:
+                kw["expected"] = expected.reshape(1, 1, -1)
         return make_run(config, Mode.PW, x, pe=layers[0], **kw)
     if grp.mode == "DW":
         return make_run(config, Mode.DW, x, dw=layers[0], **kw)
