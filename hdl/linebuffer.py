@@ -51,8 +51,8 @@ of its two new rows is complete.
 
 Measured (ecp5 preset, ``ram="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
 --design linebuffer``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 4.7k TRELLIS_COMB,
-1.3k flip-flops; 121.9 MHz (110.6 with inferred RAMs, whose read data left the RAM without its
-output register; 94.9 with DP16KD output registers but the write port unregistered). The
+1.3k flip-flops; 121.9 MHz (110.6 in the previous session with inferred RAMs, read without
+their output register; 94.9 with DP16KD output registers but the write port unregistered). The
 critical path is now the flow control: a run-time compare of a consumer counter with the
 producer's progress (carry chain) → ``issue`` → the counters' enables. 150 MHz needs
 ``data_ready`` and ``slot_free`` computed a cycle ahead into flip-flops (for the current and the
