@@ -353,8 +353,8 @@ class LineBuffer(wiring.Component):
         write = self.i.valid & self.i.ready
         # The RAM writes are registered (address, data, one enable per memory): the accept
         # decision (compares, then i.ready) leaves no time to reach 12 block RAMs in one cycle.
-        # A word therefore lands one cycle after it is taken; the consumer sees the producer's
-        # progress through `data_ready_q`, a register, so no earlier than the cycle after that.
+        # A word therefore lands one cycle after it is taken; the consumer waits on w_row /
+        # w_col / w_done, the producer's progress delayed to match.
         w_addr = Signal(abits, reset_less=True)
         w_data = Signal(lanes * 8, reset_less=True)
         m.d.sync += [w_addr.eq(p_base + p_chunk), w_data.eq(self.i.payload.as_value())]
@@ -364,6 +364,10 @@ class LineBuffer(wiring.Component):
                 w_en = Signal(name=f"w_en_slot{slot}_bank{bank}", reset_less=True)
                 m.d.sync += w_en.eq(write & (p_slot == slot) & (p_bank == bank))
                 m.d.comb += [ram.w_addr.eq(w_addr), ram.w_data.eq(w_data), ram.w_en.eq(w_en)]
+        w_row = Signal(hbits, reset_less=True)
+        w_col = Signal(wbits, reset_less=True)
+        w_done = Signal(reset_less=True)
+        m.d.sync += [w_row.eq(p_row), w_col.eq(p_col), w_done.eq(p_done)]
         with m.If(write):
             with m.If(p_chunk != k_m1):
                 m.d.sync += p_chunk.eq(p_chunk + 1)
@@ -405,27 +409,13 @@ class LineBuffer(wiring.Component):
         # The window needs its last row min(r0 + 2, height - 1) written up to its last column
         # min(c0 + 2, width - 1). Past the right edge (c0 + 2 > width - 1) no p_col exceeds
         # c0 + 2, so the whole row is awaited, as it should be; past the bottom the last row
-        # (p_row == height - 1) is the one to wait for. It depends on the window's pixel only
-        # (all chunks of a column are written before the next column), and it is registered:
-        # `data_ready_q` holds it for the pixel current in this cycle, computed last cycle for
-        # both that pixel and the next one and chosen by whether last cycle's window moved on.
-        # The producer only advances and never overwrites a row a window still needs, so a
-        # value one cycle old is late, never wrong; and the registered RAM writes land before
-        # a window issued on it reads.
+        # (p_row == height - 1) is the one to wait for.
+        last_row = (w_row == c_r2) | ((w_row == h_m1) & (c_r2 > h_m1))
+        data_ready = w_done | (w_row > c_r2) | (last_row & (w_col > c_c2))
+        issue = busy & ~c_done & data_ready & s1_ready
         last_k = c_k == k_m1
         last_x = c_ox == ow_m1
         last_y = c_oy == oh_m1
-
-        def ready_for(r2, c2):
-            last_row = (p_row == r2) | ((p_row == h_m1) & (r2 > h_m1))
-            return p_done | (p_row > r2) | (last_row & (p_col > c2))
-
-        data_ready_q = Signal()
-        issue = busy & ~c_done & data_ready_q & s1_ready
-        next_r2 = Mux(last_x, c_r2 + stride, c_r2)
-        next_c2 = Mux(last_x, 2 - pad_left, c_c2 + stride)
-        m.d.sync += data_ready_q.eq(Mux(issue & last_k, ready_for(next_r2, next_c2),
-                                        ready_for(c_r2, c_c2)))
 
         for slot in range(rows):
             for bank in range(3):
@@ -524,7 +514,7 @@ class LineBuffer(wiring.Component):
             m.d.sync += [
                 busy.eq(1),
                 p_row.eq(0), p_col.eq(0), p_chunk.eq(0), p_slot.eq(0), p_bank.eq(0),
-                p_base.eq(0), p_done.eq(0), data_ready_q.eq(0),
+                p_base.eq(0), p_done.eq(0), w_row.eq(0), w_col.eq(0), w_done.eq(0),
                 c_oy.eq(0), c_k.eq(0), c_done.eq(0),
                 c_r2.eq(2 - pad_top),
                 c_rR.eq(rows - pad_top),
