@@ -51,10 +51,14 @@ read, and the RTLIL holds them as one constant. nextpnr failing (e.g. the design
 still writes the JSON with the Yosys figures and ``"error"``, and exits 1.
 
 Run times (2 shared cores, November 2026): ecp5 target, ecp5 preset: requant ~1.3 min,
-pointwise 8-17 min, depthwise 6-23 min (nextpnr is 85-95 % of it and varies with load and
-placement). xcup target: ecp5 preset 15 s - 2.5 min; b4096 preset 0.5 min (requant) to
-~13 min (datapath), when Yosys peaks at ~3.7 GB: close to the 4 GiB a 32-bit WebAssembly Yosys
-can address, so a bigger b4096 design may need a native Yosys.
+pointwise 8-17 min, linebuffer 1.5-5 min, depthwise 6-23 min with DSP taps, 38 min with LUT
+taps and requantizer (Dec. 2026, machine loaded; nextpnr is 85-95 % of it and varies with load
+and placement). The whole LayerEngine (``--design engine``, 81 % of the LUTs): Yosys 3.5 min,
+nextpnr placement ~25 min (loaded machine); router1 was still routing after 47 min (212k arcs left,
+barely shrinking), so use ``--router router2``. xcup target: ecp5 preset 15 s - 2.5 min;
+b4096 preset 0.5 min (requant) to ~13 min (datapath), when Yosys peaks at ~3.7 GB: close to
+the 4 GiB a 32-bit WebAssembly Yosys can address, so a bigger b4096 design may need a native
+Yosys.
 """
 
 from __future__ import annotations
