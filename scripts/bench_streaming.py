@@ -22,6 +22,7 @@ exceeds the line buffer, is listed as not fitting (the compiler must tile it).
 Usage::
 
     python scripts/bench_streaming.py [--config ecp5] [--rows 2 4] [--json FILE] [--limit N]
+                                      [--only TEXT] [--line-rows N]
 
 Not a CI test: it takes minutes. The real-layer correctness runs of every group of the shared
 models are ``pytest -m slow tests/test_engine.py``.
@@ -104,6 +105,8 @@ def main(argv=None):
     ap.add_argument("--json", default=str(ROOT / "build" / "bench" / "streaming.json"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N groups per model")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--line-rows", type=int, help="override the preset's line_rows (a new build)")
+    ap.add_argument("--only", help="only groups whose label contains this text, e.g. '#4 '")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -116,6 +119,10 @@ def main(argv=None):
     from dwfuse.verif.tb_engine import CASE_ENV, STATS_ENV, group_run, write_case
 
     config = preset(args.config)
+    if args.line_rows:
+        import dataclasses
+        config = dataclasses.replace(config, name=f"{config.name}-rows{args.line_rows}",
+                                     line_rows=args.line_rows)
     runs, rows_of, skipped = [], [], []
     for model in args.models:
         if model == "person_detect":
@@ -132,6 +139,8 @@ def main(argv=None):
         for n, grp in groups:
             xin = values[grp.input][0] if values[grp.input].ndim == 4 else values[grp.input].reshape(1, 1, -1)
             label = f"{model} #{n} {grp.mode} {'x'.join(map(str, xin.shape))}"
+            if args.only and args.only not in label:
+                continue
             try:
                 cuts = [_cut(graph, grp, xin, r, config, group_run) for r in args.rows]
             except ValueError as e:
