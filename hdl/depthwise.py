@@ -60,16 +60,21 @@ the critical path, and a requantizer with LUT multipliers has ~1.5k flip-flops p
 FIFO (32 entries of ``8 * lanes + 1`` bits) fits distributed RAM. ``i.ready`` depends only on
 the credit counter (and ``pload.valid``), never combinationally on ``o.ready``.
 
-Measured (ecp5 preset, ``dsp="ecp5"``, scripts/synth.py: LFE5U-85F, in the synthesis harness):
-104 MULT18X18D (72 taps + 32 in the requantizer) of 156, 33 DP16KD, ~11.6k LUT4/carry cells,
-~12.1k flip-flops of the engine's own; 115 MHz. The critical path is now block RAM
-clock-to-out (5.8 ns: Yosys maps no DP16KD output register) into the register behind it, so
-150 MHz needs registered block RAM primitives (as `RegisteredMultiplier` does for the DSPs).
+Measured (ecp5 preset, ``dsp="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
+--design depthwise``: LFE5U-85F, in the synthesis harness). Previous session, taps and
+requantizer in DSPs, RAMs inferred: 104 MULT18X18D, 33 DP16KD, ~11.6k LUT4/carry cells, 115 MHz,
+limited by block RAM clock-to-out. Now (taps and requantizer in LUTs, DP16KD with output
+registers, requantizer without enable): 0 MULT18X18D, 33 DP16KD, 25.3k LUT4 + 8.4k CCU2C
+(46.9k of 83.6k TRELLIS_COMB), 22.0k flip-flops; 98.2 MHz, the critical path being the
+``pload`` accept logic into the write enables of all 33 block RAMs (7.5 ns of routing). The
+parameter writes are registered since; that build's figure is in
+``build/synth/depthwise-ecp5-ecp5-regwrite.json`` when its run has finished.
 
 Parameter loading: ``pload`` beats write one chunk's weights, bias, multiplier and shift each.
 ``pload.ready`` is low while any window is between ``i`` and the FIFO's exit (so none has a
 parameter read ahead of it), so a new layer's parameters can be sent as soon as the previous
-layer's last window has been accepted; while ``pload.valid`` is high no window is accepted.
+layer's last window has been accepted; while ``pload.valid`` is high, and in the cycle after
+a beat (its registered write lands then), no window is accepted.
 The sequencer must transfer all of a layer's ``pload`` beats before that layer's first window
 (the engine cannot tell layers apart), and hold ``cfg`` from the first window of a layer until
 its last output word has been transferred.
@@ -321,12 +326,13 @@ class DepthwiseEngine(wiring.Component):
         # ---- flow control: credits for the accumulator FIFO -----------------------------------
         # Every accepted window owns a FIFO entry until its accumulators leave the FIFO, so the
         # MAC pipeline never has to stop: it has no enable at all.
+        write_q = Signal()  # a parameter beat is being written this cycle (see below)
         in_flight = Signal(range(OUT_FIFO_DEPTH + 1))  # accepted, not yet out of the FIFO
         valid = [Signal(name=f"s{k}_valid") for k in range(1, MAC_STAGES + 1)]  # S1..S8
         accept = self.i.valid & self.i.ready
         pop = Signal()
         m.d.comb += [
-            self.i.ready.eq((in_flight != OUT_FIFO_DEPTH) & ~self.pload.valid),
+            self.i.ready.eq((in_flight != OUT_FIFO_DEPTH) & ~self.pload.valid & ~write_q),
             # No window has a parameter read ahead of it (the last one has left the FIFO).
             self.pload.ready.eq(in_flight == 0),
         ]
@@ -334,12 +340,15 @@ class DepthwiseEngine(wiring.Component):
         m.d.sync += valid[0].eq(accept)
         m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, MAC_STAGES)]
 
-        pl = self.pload.payload
-        write = self.pload.valid & self.pload.ready
-        for ram, value in ((w_mem, pl.weights), (b_mem, pl.bias)):
-            m.d.comb += [ram.w_addr.eq(pl.chunk), ram.w_data.eq(value), ram.w_en.eq(write)]
-        m.d.comb += [q_mem.w_addr.eq(pl.chunk), q_mem.w_data.multiplier.eq(pl.multiplier),
-                     q_mem.w_data.shift.eq(pl.shift), q_mem.w_en.eq(write)]
+        # Parameter writes are registered (beat and enable): the accept logic has no time left
+        # to reach 33 block RAMs spread over the device. The write lands one cycle after the
+        # beat is taken, so no window is accepted in that cycle (it would read the old word).
+        pl_q = Signal(param_layout(cfg), reset_less=True)
+        m.d.sync += [pl_q.eq(self.pload.payload), write_q.eq(self.pload.valid & self.pload.ready)]
+        for ram, value in ((w_mem, pl_q.weights), (b_mem, pl_q.bias)):
+            m.d.comb += [ram.w_addr.eq(pl_q.chunk), ram.w_data.eq(value), ram.w_en.eq(write_q)]
+        m.d.comb += [q_mem.w_addr.eq(pl_q.chunk), q_mem.w_data.multiplier.eq(pl_q.multiplier),
+                     q_mem.w_data.shift.eq(pl_q.shift), q_mem.w_en.eq(write_q)]
 
         def stage(name, shape, value):
             """A reset-less pipeline register loaded with ``value`` on every clock edge."""
