@@ -44,7 +44,7 @@ Then every expand result drains, the result path never blocks on the line buffer
 pixels always flow. Rule B, for throughput only: when both sources have a pixel ready they take
 turns, so a drain-bound expand (k_words < pe_cols/requant_lanes) keeps overlapping an
 issue-bound projection (measured against project-first: the same steady state within 0.2%,
-and 40-60% less fill on stride-1 blocks). Pixels enter the PE array whole
+and 12-58% less fill on stride-1 blocks). Pixels enter the PE array whole
 (the arbiter switches sources only between pixels); a project pixel's words all exist once its
 first window is issued (the line buffer waits for whole columns), so holding the arbiter inside
 a pixel never waits on the PE. Rule C: the final project pixel (it carries the PE's ``last``) is
