@@ -111,8 +111,6 @@ class Program:
         if backend == "rtl":
             return self._run_rtl(inputs, keep_all, progress, rtl_options or {})
         from .golden_backend import run_job
-        if len(inputs) != len(g.inputs):
-            raise ModelError(f"{len(inputs)} inputs given, the model has {len(g.inputs)}")
         image = self.image.copy()
         values = {}
         traffic = [[0, 0] for _ in self.groups]     # per group: DRAM bytes read, written
@@ -159,7 +157,7 @@ class Program:
     def _check_inputs(self, inputs):
         g = self.graph
         if len(inputs) != len(g.inputs):
-            raise ModelError(f"the model has {len(g.inputs)} inputs, got {len(inputs)}")
+            raise ModelError(f"{len(inputs)} inputs given, the model has {len(g.inputs)}")
         for i, x in zip(g.inputs, inputs):
             t = g.tensors[i]
             x = np.asarray(x)
