@@ -287,7 +287,7 @@ class JobSequencer(wiring.Component):
         translate = assign(ecfg, {
             "mode": mode,
             "in_chunks": d.chunks_in,
-            "lb": {"width": d.width, "height": d.height, "chunks": lb_chunks,
+            "lb": {"width": d.width, "height": d.height, "chunks": Mux(has_3x3, lb_chunks, 1),
                    "stride": Mux(has_3x3, d.stride, 1), "pad_top": d.pad_top, "pad_bottom": d.pad_bottom,
                    "pad_left": d.pad_left, "pad_right": d.pad_right,
                    "pad_value": Mux(is_conv3, d.pe0.in_zp, Mux(has_3x3, d.dw.in_zp, 0)),
