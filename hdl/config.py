@@ -196,7 +196,7 @@ PRESETS = {
                     line_bank_depth=114),
     # Small configuration for fast component simulations.
     "tiny": Config(name="tiny", lanes=4, pe_cols=4, requant_lanes=2, max_width=32, max_channels=64,
-                   line_rows=4, max_k=256, weight_words=256, max_out_channels=128, bus_bytes=8,
+                   line_rows=4, max_k=256, weight_words=256, max_out_channels=128, bus_bytes=4,
                    residual_lanes=1),
 }
 

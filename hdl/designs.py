@@ -28,7 +28,7 @@ Which multiplier *roles* use LUTs instead of DSPs is the Config's choice
 connected per run-time layer mode; it is the default design until the top exists. To add the
 top (issue 4), add one line to `DESIGNS`::
 
-    "top": Design("top", lambda config, dsp: _load("top").Top(config, dsp=dsp)),
+    "top": Design("top", lambda config, dsp: _load("top").Accelerator(config, dsp=dsp)),
 
 and `DEFAULT_DESIGN` becomes ``"top"``.
 
