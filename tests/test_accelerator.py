@@ -124,3 +124,26 @@ def test_bad_descriptor_is_refused(what, code):
     if code == 3:   # without expect_error the driver raises, naming the error and the job
         with pytest.raises(RtlError, match=f"accelerator error {code} .* in job 0"):
             run_program(prog, [[x]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite",
+                                   "mobilenet_v2_a035_96_int8.tflite"])
+def test_shared_models_on_ecp5(model):
+    """Every shared model end to end on the ecp5 top, bit-exact on every computed tensor; for
+    person_detect, person.bmp scores higher on "person" than no_person.bmp."""
+    from dwfuse.inputs import load_input
+    from shared_models import shared_model
+    g = dwfuse.load(shared_model(model))
+    prog = dwfuse.compile(g, "ecp5")
+    if model.startswith("person"):
+        xs = [load_input(shared_model(f"{img}.bmp"), g.input_tensor(), "mobilenet") for img in ("person", "no_person")]
+    else:
+        xs = [random_input(g.input_tensor(), 0)]
+    results, _ = run_program(prog, [[x] for x in xs], keep_all=True)
+    for x, r in zip(xs, results):
+        ref, values = dwfuse.run_graph(g, x, keep_all=True)
+        _assert_bit_exact(g, r, ref, values)
+    if model.startswith("person"):
+        person, no_person = (int(r["outputs"][0].reshape(-1)[1]) for r in results)
+        assert person > no_person
