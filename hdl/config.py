@@ -162,22 +162,23 @@ PRESETS = {
     #   PE array 8 x 16 int8 MACs            128 MULT18X18D
     #   PE requantizers, 4 lanes x 4          16
     #   residual ADD, 1 lane x 3 x 4          12
-    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": 189 LUT4-equivalents
-    #                                             each, ~13.6k in all)
-    #   depthwise requantizer, 8 lanes x 4     0  ("dw_requant": LUT 16x16 products, ~2.6k
-    #                                             LUT4-equivalents more per lane, ~20.5k in all)
+    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": 211 LUT4-equivalents
+    #                                             each, ~15.2k in all)
+    #   depthwise requantizer, 8 lanes x 4     0  ("dw_requant": LUT 16x16 products, ~2.5k
+    #                                             LUT4-equivalents more per lane, ~20.3k in all)
     #   total                                156 of 156
     # Built with every multiplier in DSPs the datapath would need 260. Per-unit costs from
     # scripts/multiplier_cost.py. Cheaper, once the PE array takes the "pe" role per column:
     # keep the depthwise requantizer in DSPs (32) and build 4 of the 16 PE columns (32 int9 x
-    # int8) from LUTs: ~6k LUT4-equivalents instead of ~20.5k.
+    # int8) from LUTs: ~6.8k LUT4-equivalents instead of ~20.3k.
     #
     # Block RAM: line buffer 12 banks x 456 words x 64 bits = 24 DP16KD (512 x 36 each 2 wide),
     # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array ~136 (weight
     # buffer 2048 x 1024 bits = 114 at 2048 x 9, pixels, bias, scale): 193 of 208.
     #
     # Measured (scripts/synth.py --config ecp5 --target ecp5, design "engine" = LayerEngine in
-    # the synthesis harness; Yosys cells): 156 MULT18X18D, 193 DP16KD, 38.6k LUT4 + 11.1k CCU2C
+    # the synthesis harness; Yosys cells of the 1 Dec. 16:30 build, before the depthwise output
+    # FIFO and the registered RAM writes): 156 MULT18X18D, 193 DP16KD, 38.6k LUT4 + 11.1k CCU2C
     # (68.4k of 83.6k TRELLIS_COMB, 81 %), 41.8k flip-flops. See build/synth/*.json.
     #
     # Line buffer sized for MobileNetV2-1.0-224 (line_bank_depth 456: the widest expanded row,

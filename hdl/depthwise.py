@@ -66,9 +66,11 @@ requantizer in DSPs, RAMs inferred: 104 MULT18X18D, 33 DP16KD, ~11.6k LUT4/carry
 limited by block RAM clock-to-out. Now (taps and requantizer in LUTs, DP16KD with output
 registers, requantizer without enable): 0 MULT18X18D, 33 DP16KD, 25.3k LUT4 + 8.4k CCU2C
 (46.9k of 83.6k TRELLIS_COMB), 22.0k flip-flops; 98.2 MHz, the critical path being the
-``pload`` accept logic into the write enables of all 33 block RAMs (7.5 ns of routing). The
-parameter writes are registered since; that build's figure is in
-``build/synth/depthwise-ecp5-ecp5-regwrite.json`` when its run has finished.
+``pload`` accept logic into the write enables of all 33 block RAMs (7.5 ns of routing). With
+the parameter writes registered: 111.8 MHz (same cells; ``--router router2``), the critical
+path then inside a LUT 16x16 product of the requantizer (a negated partial product added by
+a second carry chain, ~9 ns), which the LUT multiplier now subtracts in one chain instead
+(not re-measured yet).
 
 Parameter loading: ``pload`` beats write one chunk's weights, bias, multiplier and shift each.
 ``pload.ready`` is low while any window is between ``i`` and the FIFO's exit (so none has a

@@ -31,10 +31,10 @@ see ``hdl/config.py``, ``Config.lut_multipliers``):
   ``DSP_KINDS`` excludes it, ``MULTIPLIER_KINDS`` includes it.
 
   Cost, measured with ``scripts/multiplier_cost.py`` (Yosys synth_ecp5 cells): an int9 x int8
-  (the depthwise taps, and the PE array's shape) 121 LUT4 + 34 CCU2C = 189 LUT4-equivalents
+  (the depthwise taps, and the PE array's shape) 153 LUT4 + 29 CCU2C = 211 LUT4-equivalents
   and 78 flip-flops, latency 3, instead of one MULT18X18D; a MultiplyByQuantizedMultiplier
-  with four LUT 16x16 products 3168 LUT4-equivalents and 1474 flip-flops instead of 603, 479
-  and 4 MULT18X18D: ~640 LUT4-equivalents per DSP saved, against 189 for an int9 x int8.
+  with four LUT 16x16 products 3135 LUT4-equivalents and 1474 flip-flops instead of 603, 479
+  and 4 MULT18X18D: ~630 LUT4-equivalents per DSP saved, against 211 for an int9 x int8.
 """
 
 from amaranth import ClockSignal, Instance, Module, Mux, Shape, Signal, signed
@@ -139,23 +139,36 @@ class RegisteredMultiplier(wiring.Component):
         b = pipeline.stage(m, self.en, "b_q", self.b.shape(), self.b)
         p_shape = self.p.shape()
         top = len(b) - 1
-        # partial products a * 2^j * b_j; the sign bit of a signed b has weight -2^top
+        # partial products a * 2^j * b_j; the sign bit of a signed b has weight -2^top. Each
+        # term carries its sign, so the negative one is subtracted by the adder that takes it
+        # (one carry chain) rather than negated first (two chains in a row).
         terms = []
         for j in range(len(b)):
             pp = Mux(b[j], a, 0).as_signed() if a.shape().signed else Mux(b[j], a, 0)
-            if j == top and b.shape().signed:
-                pp = -pp
-            terms.append((pp << j))
+            terms.append((pp << j, j == top and b.shape().signed))
+
+        def register(name, value, negative, final):
+            # the product's register applies a sign still pending; inner ones carry it along
+            value = -value if negative and final else value
+            return pipeline.stage(m, self.en, name, value.shape(), value), negative and not final
+
+        def combine(x, y):
+            (vx, nx), (vy, ny) = x, y
+            if nx == ny:
+                return vx + vy, nx
+            return (vx - vy, False) if ny else (vy - vx, False)
+
         level = 0
         while len(terms) > 1:
-            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+            terms = [combine(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i]
                      for i in range(0, len(terms), 2)]
             level += 1
-            if level % 2 == 1 or len(terms) == 1:   # a register after levels 1, 3, 5, ... and the last
-                terms = [pipeline.stage(m, self.en, f"sum{level}_{k}", t.shape(), t)
-                         for k, t in enumerate(terms)]
+            last = len(terms) == 1
+            if level % 2 == 1 or last:   # a register after levels 1, 3, 5, ... and the last
+                terms = [register(f"sum{level}_{k}", v, n, last) for k, (v, n) in enumerate(terms)]
         if level == 0:   # a 1-bit b: the lone partial product still gets its register
-            terms = [pipeline.stage(m, self.en, "sum0_0", terms[0].shape(), terms[0])]
+            terms = [register("sum0_0", *terms[0], True)]
+        terms = [terms[0][0]]
         m.d.comb += self.p.eq(terms[0].as_signed()[:p_shape.width] if p_shape.signed
                               else terms[0][:p_shape.width])
         return m

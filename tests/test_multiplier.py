@@ -59,6 +59,7 @@ def _check(a_shape, b_shape, kind, cycles=200, seed=1):
     (signed(7), unsigned(4), 3),
     (unsigned(4), unsigned(1), 2),
     (signed(8), signed(2), 2),
+    (signed(5), signed(1), 2),      # the lone partial product is the negative one
     (unsigned(16), signed(16), 4),
 ])
 def test_lut_kind_matches_product(a_shape, b_shape, latency):
