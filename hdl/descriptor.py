@@ -30,6 +30,10 @@ im2col order of a CONV3 job (the PE array's K for a 3x3 conv): the line buffer e
 pixel and chunk, the 9 taps ``dy * 3 + dx``; the PE array's input word ``k = chunk * 9 + tap``
 carries channels ``chunk * lanes + r``, so K = 9 * chunks_in * lanes and the weight matrix
 column ``(chunk * 9 + tap) * lanes + r`` holds filter ``[o, dy, dx, chunk * lanes + r]``.
+Dense variant (``dense_cin`` = I > 0, first layers with I <= lanes channels, one chunk): the
+window's 9 * I real values are packed in TFLite's own order, column ``tap * I + c`` holding
+``[o, dy, dx, c]``, over k_words = ceil(9 * I / lanes) words (an RGB input: 4 words at 8 lanes
+instead of 9).
 """
 
 from amaranth.hdl import Shape, signed, unsigned
@@ -109,6 +113,7 @@ def descriptor_layout():
         "chunks_in": unsigned(16),
         "chunks_mid": unsigned(16),
         "chunks_out": unsigned(16),
+        "dense_cin": unsigned(6),
         "pe0": pe_context_layout(),
         "dw": dw_context_layout(),
         "pe1": pe_context_layout(),

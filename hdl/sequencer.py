@@ -228,7 +228,11 @@ class JobSequencer(wiring.Component):
         bank = c.line_buffer_depth
         fact("line_buffer", ~has_3x3 | (ceil_div3(d.width) * lb_chunks <= bank))
         k_expect = Mux(is_conv3, d.chunks_in * 9, Mux(is_block, d.chunks_mid, d.chunks_in))
-        fact("pe0", ~pe0_used | ((d.pe0.k_words == d.chunks_in * Mux(is_conv3, 9, 1))
+        dense = Signal()
+        m.d.comb += dense.eq(is_conv3 & (d.dense_cin != 0))
+        dense_words = (d.dense_cin * 9 + c.lanes - 1) >> lanes_lg
+        fact("dense", ~dense | ((d.chunks_in == 1) & (d.dense_cin <= c.lanes)))
+        fact("pe0", ~pe0_used | ((d.pe0.k_words == Mux(dense, dense_words, d.chunks_in * Mux(is_conv3, 9, 1)))
                                  & (d.pe0.out_tiles >= 1) & (d.pe0.k_words <= g.max_k_words)
                                  & (d.pe0.weight_words == d.pe0.k_words * d.pe0.out_tiles)))
         fact("pe1", ~pe1_used | ((d.pe1.k_words == k_expect) & (d.pe1.out_tiles >= 1)
@@ -287,6 +291,9 @@ class JobSequencer(wiring.Component):
         translate = assign(ecfg, {
             "mode": mode,
             "in_chunks": d.chunks_in,
+            "dense": dense,
+            "dense_cin": d.dense_cin,
+            "dense_words": d.pe0.k_words,
             "lb": {"width": d.width, "height": d.height, "chunks": Mux(has_3x3, lb_chunks, 1),
                    "stride": Mux(has_3x3, d.stride, 1), "pad_top": d.pad_top, "pad_bottom": d.pad_bottom,
                    "pad_left": d.pad_left, "pad_right": d.pad_right,

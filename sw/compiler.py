@@ -73,6 +73,7 @@ class PEStage:
     out_tiles: int = 0
     weight_addr: int = 0
     table_addr: int = 0
+    dense_cin: int = 0          # CONV3 packed densely (hdl/descriptor.py): its input channels
 
     @property
     def out_channels(self):
@@ -109,7 +110,11 @@ def _pe_stage(op, graph, config, im2col=False):
     w = graph.tensors[op.inputs[1]].data
     if op.kind == "DEPTHWISE_CONV_2D":        # one input channel, depth multiplier M: a conv to M
         w = np.transpose(w, (3, 1, 2, 0))
-    if im2col:
+    dense_cin = 0
+    if im2col and w.shape[3] <= config.lanes:   # dense: TFLite's own (tap, channel) order
+        dense_cin = w.shape[3]
+        m = w.reshape(w.shape[0], -1)
+    elif im2col:
         o, _, _, i = w.shape
         chunks = -(-i // config.lanes)
         wp = np.zeros((o, 9, chunks * config.lanes), np.int8)
@@ -118,7 +123,7 @@ def _pe_stage(op, graph, config, im2col=False):
         m = wp.reshape(o, 9, chunks, config.lanes).transpose(0, 2, 1, 3).reshape(o, -1)
     else:
         m = w.reshape(w.shape[0], -1)
-    st = PEStage(op=op, matrix=np.ascontiguousarray(m, np.int8), **_quant(op))
+    st = PEStage(op=op, matrix=np.ascontiguousarray(m, np.int8), dense_cin=dense_cin, **_quant(op))
     st.k_words = -(-m.shape[1] // config.lanes)
     st.out_tiles = -(-m.shape[0] // config.pe_cols)
     max_k_words = -(-config.max_k // config.lanes)
@@ -416,6 +421,7 @@ def _descriptors(cg, graph, config, buffers):
                      pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
                      width=w, height=h, out_width=ow, out_height=oh,
                      chunks_in=xin.chunks, chunks_out=nck,
+                     dense_cin=cg.pe0.dense_cin if g.mode == "CONV3" else 0,
                      input=_access(xin, a, h, w, 0, xin.chunks),
                      output=_access(xout, oc0, oh, ow, ck0, nck))
             if g.mode == "PW_DW_PW":

@@ -118,7 +118,14 @@ def run_job(image, addr, config):
         y = _pointwise(x[0], w, tab, d["pe0"])
     elif mode == "CONV3":
         w, tab = job.pe(d["pe0"])
-        wf = _im2col_weights(w, d["chunks_in"], lanes)
+        if d["dense_cin"]:   # (tap, channel) order over the real channels; padded ones weigh 0
+            cin = d["dense_cin"]
+            if d["chunks_in"] != 1 or cin > lanes:
+                raise DmaWindowError(f"CONV3: dense packing of {cin} channels over {d['chunks_in']} words")
+            wf = np.zeros((w.shape[0], 3, 3, lanes), np.int8)
+            wf[..., :cin] = w[:, :9 * cin].reshape(-1, 3, 3, cin)
+        else:
+            wf = _im2col_weights(w, d["chunks_in"], lanes)
         p = d["pe0"]
         y = G.conv2d(x, wf, tab["bias"], in_zp=p["in_zp"], out_zp=p["out_zp"], multiplier=tab["multiplier"],
                      shift=tab["shift"], stride=stride, padding=pads, act_min=p["act_min"], act_max=p["act_max"])[0]

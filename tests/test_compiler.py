@@ -65,6 +65,9 @@ def _assert_hardware_accepts(prog):
         for s in used:
             ctx = d[s]
             k = d["chunks_in"] * (9 if conv3 else 1) if s == "pe0" else lb_chunks if block else d["chunks_in"]
+            if s == "pe0" and conv3 and d["dense_cin"]:   # dense first layer: 9 * I values packed
+                assert d["chunks_in"] == 1 and d["dense_cin"] <= lanes, where
+                k = -(-9 * d["dense_cin"] // lanes)
             assert ctx["k_words"] == k and 1 <= ctx["out_tiles"] and ctx["k_words"] <= max_k_words, where
             assert ctx["weight_words"] == ctx["k_words"] * ctx["out_tiles"], where
         assert sum(d[s]["weight_words"] for s in used) <= cfg.weight_words, where
