@@ -9,7 +9,7 @@ import numpy as np
 from .errors import ModelError
 from .verif.golden import ops as G
 
-__all__ = ["run_op", "run_graph"]
+__all__ = ["run_op", "run_graph", "check_input"]
 
 
 def _const_or(values, ts, i):
@@ -82,6 +82,16 @@ def run_op(op, graph, values):
     return [y.reshape(out.shape).astype(out.dtype, copy=False)]
 
 
+def check_input(graph, index, x):
+    """``x`` as an array, or ModelError unless it has graph input tensor ``index``'s shape and dtype."""
+    t = graph.tensors[index]
+    x = np.asarray(x)
+    if tuple(x.shape) != tuple(t.shape) or x.dtype != t.dtype:
+        raise ModelError(f"input {t.name!r}: got {x.dtype}{list(x.shape)}, model expects "
+                         f"{np.dtype(t.dtype)}{list(t.shape)}")
+    return x
+
+
 def run_graph(graph, inputs, keep_all=False):
     """Run the whole graph.
 
@@ -101,12 +111,7 @@ def run_graph(graph, inputs, keep_all=False):
         inputs = [inputs]
     values = {}
     for i, x in zip(graph.inputs, inputs):
-        t = graph.tensors[i]
-        x = np.asarray(x)
-        if tuple(x.shape) != tuple(t.shape) or x.dtype != t.dtype:
-            raise ModelError(f"input {t.name!r}: got {x.dtype}{list(x.shape)}, model expects "
-                             f"{np.dtype(t.dtype)}{list(t.shape)}")
-        values[i] = x
+        values[i] = check_input(graph, i, x)
     last_use = {}
     for op in graph.ops:
         for i in op.inputs:

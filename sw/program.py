@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import DwfuseError, ModelError
 from .fusion import Group, lower_bound_cycles, plan
-from .interpreter import run_op
+from .interpreter import check_input, run_op
 from .stats import compulsory_dram_bytes, op_activation_bytes, op_macs, op_weight_bytes
 
 __all__ = ["CompiledGroup", "Job", "Program", "BACKENDS"]
@@ -159,11 +159,7 @@ class Program:
         if len(inputs) != len(g.inputs):
             raise ModelError(f"{len(inputs)} inputs given, the model has {len(g.inputs)}")
         for i, x in zip(g.inputs, inputs):
-            t = g.tensors[i]
-            x = np.asarray(x)
-            if tuple(x.shape) != tuple(t.shape) or x.dtype != t.dtype:
-                raise ModelError(f"input {t.name!r}: got {x.dtype}{list(x.shape)}, model expects "
-                                 f"{np.dtype(t.dtype)}{list(t.shape)}")
+            check_input(g, i, x)
 
     def _run_rtl(self, inputs, keep_all, progress, options):
         """`run` on the RTL: one chain per fused group, so every group gets its own counters."""

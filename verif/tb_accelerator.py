@@ -119,8 +119,6 @@ class _Bus:
 
 def _dma_detail(dut):
     """The last command each DMA engine checked (best effort: internal names of the Verilog)."""
-    from amaranth.lib import data as _data
-
     from dwfuse.hdl.dma_command import command_layout
     from dwfuse.verif.streams import unpack
     out = []
@@ -131,7 +129,6 @@ def _dma_detail(dut):
             out.append(f"{side}: error {int(engine.error.value)}, last command {cmd}")
         except (AttributeError, ValueError) as exc:
             out.append(f"{side}: ({exc})")
-    del _data
     return "; " + "; ".join(out)
 
 
