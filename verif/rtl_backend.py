@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import DwfuseError
 from ..hdl.top import Accelerator
 from .dram_harness import dram_sources
-from .sim import design_sources, run_cocotb
+from .sim import cached_design, design_sources, run_cocotb
 
 __all__ = ["RtlError", "run_program", "DRAM_BYTES"]
 
@@ -33,9 +33,15 @@ class RtlError(DwfuseError):
     """The simulated accelerator reported an error or did not finish."""
 
 
-def _design(config, *, dsp):
+def _design(config, *, dsp, python_dram=False):
+    """The top's simulation sources (generated once per configuration, see `cached_design`)."""
+    if python_dram:
+        return cached_design(lambda: design_sources(Accelerator(config, dsp=dsp), "accel"),
+                             "accel", config.as_dict(), dsp), "accel"
     words = DRAM_BYTES // config.bus_bytes
-    return dram_sources(Accelerator(config, dsp=dsp), "accel", bus_bytes=config.bus_bytes, words=words)
+    return cached_design(lambda: dram_sources(Accelerator(config, dsp=dsp), "accel",
+                                              bus_bytes=config.bus_bytes, words=words),
+                         "sim_top", config.as_dict(), dsp, words), "sim_top"
 
 
 def run_program(program, input_sets, *, keep_all=False, split_groups=False, progress=False, dsp="infer",
@@ -64,10 +70,7 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
     if len(program.image) > DRAM_BYTES:
         raise DwfuseError(f"the program's DRAM image ({len(program.image)} bytes) exceeds the simulated "
                           f"DRAM ({DRAM_BYTES} bytes)")
-    if python_dram:
-        design, toplevel = design_sources(Accelerator(program.config, dsp=dsp), "accel"), "accel"
-    else:
-        design, toplevel = _design(program.config, dsp=dsp), "sim_top"
+    design, toplevel = _design(program.config, dsp=dsp, python_dram=python_dram)
     with tempfile.TemporaryDirectory(prefix="dwfuse-rtl-") as tmp:
         session = Path(tmp) / "session.pkl"
         dram_file = Path(tmp) / "dram.hex"
@@ -87,7 +90,7 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
                            plusargs=[f"+dram_file={dram_file}", f"+dram_latency={read_latency}",
                                      f"+dram_stall={stall_percent}", f"+dram_seed={seed}"],
                            run_name=f"rtl-{os.getpid()}",
-                           public=debug or python_dram)
+                           public=debug or python_dram, speed=True)
             except BaseException as exc:  # reported below, in the caller's thread
                 failure.append(exc)
 

