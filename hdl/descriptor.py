@@ -122,6 +122,7 @@ def descriptor_layout():
         "residual_in": TensorAccess,
         "output": TensorAccess,
         "weights": data.StructLayout({"base": _ADDR, "length": _ADDR}),
+        "wbuf_base": unsigned(16),
     })
 
 

@@ -28,6 +28,8 @@ class Dma(wiring.Component):
         Sticky error codes of the two engines (hdl/dma_command.py).
     idle : Out(1)
         Both engines idle: every requested word delivered and every write acknowledged.
+    wr_idle : Out(1)
+        The writer idle: every write acknowledged (reads may still be in flight).
     drain : In(1)
         Both engines stop issuing and drain what the bus still owes (see `DmaReader`,
         `DmaWriter`); reset them once ``idle``.
@@ -42,7 +44,7 @@ class Dma(wiring.Component):
             "rd_cmd": rs["cmd"], "rd_data": rs["data"],
             "wr_cmd": ws["cmd"], "wr_data": ws["data"],
             "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=bus_bytes * 8)),
-            "rd_error": Out(2), "wr_error": Out(2), "idle": Out(1), "drain": In(1),
+            "rd_error": Out(2), "wr_error": Out(2), "idle": Out(1), "wr_idle": Out(1), "drain": In(1),
             "beats_read": Out(32), "beats_written": Out(32),
         })
 
@@ -58,7 +60,7 @@ class Dma(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wr_data), wr.data)
         m.d.comb += [
             rd.drain.eq(self.drain), wr.drain.eq(self.drain),
-            self.rd_error.eq(rd.error), self.wr_error.eq(wr.error), self.idle.eq(rd.idle & wr.idle),
+            self.rd_error.eq(rd.error), self.wr_error.eq(wr.error), self.idle.eq(rd.idle & wr.idle), self.wr_idle.eq(wr.idle),
             self.beats_read.eq(rd.beats_read), self.beats_written.eq(wr.beats_written),
         ]
         return m

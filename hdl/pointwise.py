@@ -202,9 +202,11 @@ class PointwiseArray(wiring.Component):
         Begins a run when ``busy`` is low.
     busy : Out(1)
         High from ``start`` until the output word flagged ``last`` has been transferred.
-        While busy, the load ports are not ready; while idle, ``i`` is not ready.
+        While busy, the table port is not ready; while idle, ``i`` is not ready. ``wload`` is
+        always ready: the next job's weights may be written while a run reads the current ones,
+        at addresses the run does not use (the JobSequencer checks that before it loads).
     wload : In(stream.Signature(layouts.wload))
-        Writes one weight word (see `pack_weights`) at ``addr``; ready when idle.
+        Writes one weight word (see `pack_weights`) at ``addr``; always ready.
     tload : In(stream.Signature(layouts.tload))
         Writes the per-channel bias (int32), multiplier (int32) and shift (signed, TFLite's
         convention: > 0 is a left shift) of tile ``addr``; ready when idle, one row per
@@ -349,10 +351,10 @@ class PointwiseArray(wiring.Component):
 
         w_wr = wmem.write_port()
         m.d.comb += [
-            self.wload.ready.eq(~busy),
+            self.wload.ready.eq(1),          # also while busy: the next job's weights (prefetch)
             w_wr.addr.eq(self.wload.payload.addr),
             w_wr.data.eq(self.wload.payload.data),
-            w_wr.en.eq(self.wload.valid & ~busy),
+            w_wr.en.eq(self.wload.valid),
         ]
         # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
         b_wr, s_wr = bmem.write_port(), smem.write_port()

@@ -13,10 +13,10 @@ Per job (hdl/descriptor.py defines the format):
    access (input, output, residual) whose span leaves its window stops it with ``ERR_WINDOW``,
    also before anything moves (the DMA engines check every command again). The same stage
    translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
-3. LOAD: read the weights, tables and depthwise parameters of the job's stages (in the order
-   pe0 weights, pe0 tables, dw params, pe1 weights, pe1 tables, all inside the ``weights``
-   window); the top writes them to the engine at running addresses, so pe1's weights land at
-   ``pe0.weight_words`` and its tables at ``pe0.out_tiles``.
+3. LOAD: read the weights, tables and depthwise parameters of the job's stages (all inside the
+   ``weights`` window); the top writes them to the engine at running addresses: weights from
+   the job's ``wbuf_base`` (pe0's, then pe1's), tables from 0 (pe0's, then pe1's), so pe1's
+   weights land at ``wbuf_base + pe0.weight_words`` and its tables at ``pe0.out_tiles``.
 4. STREAM: start the engine; read the input tensor and (for a residual block) the residual
    tensor, and write the output tensor, one DMA command per row (per pixel when the pixels of
    a row are not contiguous, i.e. an output-channel tile). Residual row ``y`` is requested right
@@ -25,7 +25,21 @@ Per job (hdl/descriptor.py defines the format):
    behind that row in the shared, in-order read stream. It goes into a FIFO of two residual rows
    (``RES_FIFO_WORDS``; the check limits a row to half), which always has room for it: row
    ``y - 1``'s residuals drain once input row ``y`` is in, and that row precedes it.
-5. When the engine is idle and every write is acknowledged, follow the chain or finish.
+5. The job is done when the engine is idle and every write is acknowledged.
+
+Two FSMs overlap consecutive jobs of a chain. The *back end* streams the running job (4-5) from
+its own copy of the descriptor; meanwhile the *front end* fetches and checks the next
+descriptor (1-2) and loads its weights (3) — the step that costs most on late, weight-heavy
+layers (a 960x160 1x1 conv's 150 KiB take 19k cycles on an 8-byte bus) — into weight-buffer
+words the running job does not read: if the two jobs' ``[wbuf_base, wbuf_base + weights)``
+ranges overlap it waits for the running job to finish, so correctness never depends on the
+compiler's placement (it alternates jobs between the two ends of the buffer). Weight reads go
+in commands of ``WEIGHT_CHUNK_WORDS`` words, alternating with the running job's row reads on
+the one in-order read channel, so neither starves the other. Tables and depthwise parameters
+(small, and read by the running job) load once the engine is idle; then the job is handed
+over (the engine's cfg, prepared at the check, is applied at that moment). A descriptor the
+check refuses is reported only after the running job has finished (``error_job`` names it),
+so every job before it completes.
 
 DMA errors (a command outside its window: nothing is issued; a bus error response) also stop
 the chain; ``error`` holds the first code and ``error_job`` the job index.
@@ -133,6 +147,9 @@ class JobSequencer(wiring.Component):
         Jobs completed since the last start.
     """
 
+    #: Weight words per read command of a weight load (interleaved with the running job's rows).
+    WEIGHT_CHUNK_WORDS = 4
+
     def __init__(self, config):
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {config!r}")
@@ -151,9 +168,9 @@ class JobSequencer(wiring.Component):
             "rd_cmd": Out(stream.Signature(read_command_layout())),
             "wr_cmd": Out(stream.Signature(command_layout(32))),
             "desc_in": In(stream.Signature(data.StructLayout({"data": unsigned(config.bus_bytes * 8)}))),
-            "dma_error": In(2), "dma_idle": In(1),
+            "dma_error": In(2), "wr_idle": In(1),
             "engine_cfg": Out(self._eng.cfg), "engine_start": Out(1), "engine_busy": In(1),
-            "loads_done": In(1), "load_reset": Out(1),
+            "loads_done": In(1), "load_reset": Out(1), "wload_base": Out(24),
             "load_counts": Out(data.StructLayout({"weights": unsigned(24), "tables": unsigned(16),
                                                   "params": unsigned(16)})),
             "jobs": Out(16),
@@ -184,7 +201,7 @@ class JobSequencer(wiring.Component):
         job = Signal(16)
         desc_addr = Signal(32)
         error = Signal(2)
-        m.d.comb += [self.error.eq(error), self.error_job.eq(job), self.jobs.eq(job)]
+        m.d.comb += self.error.eq(error)
 
         mode = d.mode
         is_pw, is_dw, is_conv3 = mode == MODE_CODES["PW"], mode == MODE_CODES["DW"], mode == MODE_CODES["CONV3"]
@@ -240,7 +257,7 @@ class JobSequencer(wiring.Component):
                                  & (d.pe1.weight_words == d.pe1.k_words * d.pe1.out_tiles)))
         w_total = Mux(pe0_used, d.pe0.weight_words, 0) + Mux(pe1_used, d.pe1.weight_words, 0)
         t_total = Mux(pe0_used, d.pe0.out_tiles, 0) + Mux(pe1_used, d.pe1.out_tiles, 0)
-        fact("buffers", (w_total <= c.weight_words) & (t_total <= g.max_tiles))
+        fact("buffers", (d.wbuf_base + w_total <= c.weight_words) & (t_total <= g.max_tiles))
         tiles_of = lambda chunks: (chunks + (1 << parts_lg) - 1) >> parts_lg  # noqa: E731
         fact("split", Mux(is_dw, d.chunks_out == d.chunks_in, tiles_of(d.chunks_out) == last_stage.out_tiles)
              & (~is_block | (tiles_of(d.chunks_mid) == d.pe0.out_tiles)))
@@ -269,8 +286,9 @@ class JobSequencer(wiring.Component):
         all_inside = Signal()
         m.d.comb += all_inside.eq(Cat(*inside).all())
 
-        # ---- engine cfg, registered in CHECK ---------------------------------------------------
-        ecfg = Signal(self._eng.cfg)
+        # ---- engine cfg: prepared by the front end (JUDGE), applied at the job's hand-over -------
+        ecfg = Signal(self._eng.cfg)          # what the engine runs now
+        ecfg_next = Signal(self._eng.cfg)     # the next job's, while the current one streams
         m.d.comb += self.engine_cfg.eq(ecfg)
 
         def ctx(stage, weight_base, table_base):
@@ -288,7 +306,7 @@ class JobSequencer(wiring.Component):
         split_last = lambda chunks, tiles: chunks - ((tiles - 1) << parts_lg)  # noqa: E731
         w1_base = Mux(pe0_used, d.pe0.weight_words, 0)
         t1_base = Mux(pe0_used, d.pe0.out_tiles, 0)
-        translate = assign(ecfg, {
+        translate = assign(ecfg_next, {
             "mode": mode,
             "in_chunks": d.chunks_in,
             "dense": dense,
@@ -305,11 +323,11 @@ class JobSequencer(wiring.Component):
             "split_x": {"tiles": Mux(is_block, d.pe0.out_tiles, 1),
                         "last_words": Mux(is_block, split_last(d.chunks_mid, d.pe0.out_tiles), 1)},
         })
-        pe_ctx0 = ecfg.pe.ctx[0]
-        pe_ctx1 = ecfg.pe.ctx[1]
+        pe_ctx0 = ecfg_next.pe.ctx[0]
+        pe_ctx1 = ecfg_next.pe.ctx[1]
         translate += [
-            ecfg.pe.residual.eq(d.residual),
-            *[getattr(ecfg.pe.add, name).eq(getattr(d.add, name)) for name, _ in ecfg.pe.add.shape()],
+            ecfg_next.pe.residual.eq(d.residual),
+            *[getattr(ecfg_next.pe.add, name).eq(getattr(d.add, name)) for name, _ in ecfg_next.pe.add.shape()],
         ]
         zero_ctx = {"k_words": 1, "out_tiles": 1, "in_zp": 0, "out_zp": 0, "act_min": -128,
                     "act_max": 127, "weight_base": 0, "table_base": 0}
@@ -317,127 +335,86 @@ class JobSequencer(wiring.Component):
         # ---- load counts ------------------------------------------------------------------------
         loads = self.load_counts
         load_values = [
-            loads.weights.eq(w_total),
+            loads.weights.eq(d.wbuf_base + w_total),
             loads.tables.eq(t_total),
             loads.params.eq(Mux(has_dw, lb_chunks, 0)),
         ]
+        m.d.comb += self.wload_base.eq(d.wbuf_base)
 
-        # ---- walkers ------------------------------------------------------------------------------
-        rd_in = _Walker(m, "in", d.input, rows=d.height, cols=d.width, words_per_px=d.chunks_in,
+        # ---- back end: the running job's descriptor and its walkers --------------------------------
+        rdesc = Signal(self._desc)       # latched at hand-over; the front end refills d meanwhile
+        rd_in = _Walker(m, "in", rdesc.input, rows=rdesc.height, cols=rdesc.width, words_per_px=rdesc.chunks_in,
                         contiguous=Signal(name="in_contig"), bus_lg=bus_lg, lanes_lg=lanes_lg)
-        rd_res = _Walker(m, "res", d.residual_in, rows=d.out_height, cols=d.out_width,
-                         words_per_px=d.chunks_out, contiguous=Signal(name="res_contig"),
+        rd_res = _Walker(m, "res", rdesc.residual_in, rows=rdesc.out_height, cols=rdesc.out_width,
+                         words_per_px=rdesc.chunks_out, contiguous=Signal(name="res_contig"),
                          bus_lg=bus_lg, lanes_lg=lanes_lg)
-        wr_out = _Walker(m, "out", d.output, rows=d.out_height, cols=d.out_width,
-                         words_per_px=d.chunks_out, contiguous=Signal(name="out_contig"),
+        wr_out = _Walker(m, "out", rdesc.output, rows=rdesc.out_height, cols=rdesc.out_width,
+                         words_per_px=rdesc.chunks_out, contiguous=Signal(name="out_contig"),
                          bus_lg=bus_lg, lanes_lg=lanes_lg)
         m.d.comb += [
             rd_in.contiguous.eq(1),
             rd_res.contiguous.eq(1),
-            wr_out.contiguous.eq(d.output.pixel_pitch == (d.chunks_out << lanes_lg)),
+            wr_out.contiguous.eq(rdesc.output.pixel_pitch == (rdesc.chunks_out << lanes_lg)),
         ]
 
-        # ---- the FSM -----------------------------------------------------------------------------
+        # ---- read commands: front end and back end, alternating when both ask -------------------
+        read_layout = read_command_layout()
+        f_rd, b_rd = Signal(read_layout, name="f_rd"), Signal(read_layout, name="b_rd")
+        f_req, b_req = Signal(), Signal()
+        f_turn = Signal()                # the front end goes first when both ask
+        b_grant = Signal()
         rd = self.rd_cmd
-        load_step = Signal(range(6))
-        res_due = Signal()        # a residual row may be requested now
-        with m.If((self.dma_error != ERR_NONE) & (error == ERR_NONE) & self.busy):
-            m.d.sync += error.eq(self.dma_error)
+        m.d.comb += [
+            b_grant.eq(b_req & (~f_req | ~f_turn)),
+            rd.valid.eq(f_req | b_req),
+            rd.payload.eq(Mux(b_grant, b_rd, f_rd)),
+        ]
+        f_taken = f_req & ~b_grant & rd.ready
+        b_taken = b_grant & rd.ready
+        with m.If(f_taken | b_taken):
+            m.d.sync += f_turn.eq(b_taken)
 
-        weights_end = d.weights.base + d.weights.length
-        with m.FSM(name="seq") as fsm:
+        def front_command(tag, addr, beats, base, end):
+            return [f_req.eq(1), f_rd.tag.eq(tag), f_rd.cmd.addr.eq(addr), f_rd.cmd.beats.eq(beats),
+                    f_rd.cmd.base.eq(base), f_rd.cmd.end.eq(end)]
+
+        # ---- errors ------------------------------------------------------------------------------------
+        failed = error != ERR_NONE
+        b_jobs = Signal(16)              # jobs completed
+        b_running = Signal()
+        m.d.comb += self.jobs.eq(b_jobs)
+        error_job = Signal(16)
+        m.d.comb += self.error_job.eq(error_job)
+        with m.If((self.dma_error != ERR_NONE) & ~failed & self.busy):
+            m.d.sync += [error.eq(self.dma_error), error_job.eq(Mux(b_running, b_jobs, job))]
+
+        # ---- back end: stream the running job ----------------------------------------------------------
+        b_go = Signal()                  # hand-over: set by the front end, taken by the back end
+        res_due = Signal()               # a residual row may be requested now
+        b_idle = Signal()
+        with m.FSM(name="back") as back:
             with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [job.eq(0), desc_addr.eq(self.desc_base), error.eq(ERR_NONE)]
-                    m.next = "FETCH"
-            with m.State("FETCH"):
-                m.d.comb += [
-                    rd.valid.eq(1),
-                    rd.payload.tag.eq(Tag.DESC),
-                    rd.payload.cmd.addr.eq(desc_addr), rd.payload.cmd.beats.eq(desc_beats),
-                    rd.payload.cmd.base.eq(self.desc_base), rd.payload.cmd.end.eq(self.desc_limit),
-                ]
-                with m.If(rd.ready):
-                    m.d.sync += got.eq(0)
-                    m.next = "COLLECT"
-            with m.State("COLLECT"):
-                m.d.comb += self.desc_in.ready.eq(1)
-                with m.If(self.desc_in.valid):
-                    m.d.sync += [raw.eq(Cat(raw[bb * 8:], self.desc_in.payload.data)), got.eq(got + 1)]
-                    with m.If(got == desc_beats - 1):
-                        m.next = "CHECK"
-                with m.If(error != ERR_NONE):   # e.g. the descriptor address outside its window
-                    m.next = "FAILED"
-            with m.State("CHECK"):   # facts are registered from the now-complete descriptor
-                m.next = "CHECK2"
-            with m.State("CHECK2"):  # ... and the window facts from the registered spans
-                m.next = "JUDGE"
-            with m.State("JUDGE"):
-                with m.If(all_ok & all_inside):
-                    m.d.sync += translate
-                    m.d.sync += assign(pe_ctx0, ctx(last_stage, Mux(is_block | is_dwpw, w1_base, 0),
-                                                    Mux(is_block | is_dwpw, t1_base, 0)))
-                    with m.If(is_dw):
-                        m.d.sync += assign(pe_ctx0, zero_ctx)
-                    with m.If(is_block):
-                        m.d.sync += assign(pe_ctx1, ctx(d.pe0, 0, 0))
-                    with m.Else():
-                        m.d.sync += assign(pe_ctx1, zero_ctx)
-                    m.d.sync += [*load_values, load_step.eq(0)]
-                    m.d.comb += self.load_reset.eq(1)
-                    m.next = "LOAD"
-                with m.Else():
-                    with m.If(error == ERR_NONE):
-                        m.d.sync += error.eq(Mux(all_ok, ERR_WINDOW, ERR_DESCRIPTOR))
-                    m.next = "FAILED"
-            with m.State("LOAD"):
-                # pe0 weights, pe0 tables, dw params, pe1 weights, pe1 tables; empty ones skipped
-                steps = [
-                    (pe0_used, d.pe0.weight_addr, d.pe0.weight_words * w_beats, Tag.WEIGHTS),
-                    (pe0_used, d.pe0.table_addr, d.pe0.out_tiles * t_beats, Tag.TABLES),
-                    (has_dw, d.dw.param_addr, lb_chunks * p_beats, Tag.PARAMS),
-                    (pe1_used, d.pe1.weight_addr, d.pe1.weight_words * w_beats, Tag.WEIGHTS),
-                    (pe1_used, d.pe1.table_addr, d.pe1.out_tiles * t_beats, Tag.TABLES),
-                ]
-                with m.Switch(load_step):
-                    for k, (used, addr, beats, tag) in enumerate(steps):
-                        with m.Case(k):
-                            m.d.comb += [
-                                rd.valid.eq(used),
-                                rd.payload.tag.eq(tag),
-                                rd.payload.cmd.addr.eq(addr), rd.payload.cmd.beats.eq(beats),
-                                rd.payload.cmd.base.eq(d.weights.base), rd.payload.cmd.end.eq(weights_end),
-                            ]
-                            with m.If(~used | rd.ready):
-                                m.d.sync += load_step.eq(k + 1)
-                    with m.Case(len(steps)):
-                        m.next = "WAIT_LOADS"
-                with m.If(error != ERR_NONE):
-                    m.next = "FAILED"
-            with m.State("WAIT_LOADS"):
-                with m.If(self.loads_done & (error == ERR_NONE)):
+                with m.If(b_go & ~failed):
                     m.d.comb += self.engine_start.eq(1)
                     rd_in.reset()
                     rd_res.reset()
                     wr_out.reset()
-                    m.d.sync += res_due.eq(0)
+                    m.d.sync += [res_due.eq(0), b_go.eq(0)]
                     m.next = "STREAM"
-                with m.If(error != ERR_NONE):
-                    m.next = "FAILED"
             with m.State("STREAM"):
                 # reads: input rows, each followed by the residual row of the same index
                 take_res = Signal()
-                m.d.comb += take_res.eq(d.residual & ~rd_res.done & (res_due | rd_in.done))
+                m.d.comb += take_res.eq(rdesc.residual & ~rd_res.done & (res_due | rd_in.done))
                 with m.If(take_res):
-                    m.d.comb += [rd.valid.eq(1), rd.payload.tag.eq(Tag.RESIDUAL)]
-                    m.d.comb += [getattr(rd.payload.cmd, k).eq(v) for k, v in rd_res.command().items()]
-                    with m.If(rd.ready):
+                    m.d.comb += [b_req.eq(1), b_rd.tag.eq(Tag.RESIDUAL)]
+                    m.d.comb += [getattr(b_rd.cmd, k).eq(v) for k, v in rd_res.command().items()]
+                    with m.If(b_taken):
                         rd_res.advance()
                         m.d.sync += res_due.eq(0)
                 with m.Elif(~rd_in.done):
-                    m.d.comb += [rd.valid.eq(1), rd.payload.tag.eq(Tag.INPUT)]
-                    m.d.comb += [getattr(rd.payload.cmd, k).eq(v) for k, v in rd_in.command().items()]
-                    with m.If(rd.ready):
+                    m.d.comb += [b_req.eq(1), b_rd.tag.eq(Tag.INPUT)]
+                    m.d.comb += [getattr(b_rd.cmd, k).eq(v) for k, v in rd_in.command().items()]
+                    with m.If(b_taken):
                         row_end = rd_in.advance()
                         with m.If(row_end):
                             m.d.sync += res_due.eq(1)
@@ -447,18 +424,143 @@ class JobSequencer(wiring.Component):
                     m.d.comb += [getattr(self.wr_cmd.payload, k).eq(v) for k, v in wr_out.command().items()]
                     with m.If(self.wr_cmd.ready):
                         wr_out.advance()
-                all_issued = rd_in.done & wr_out.done & (~d.residual | rd_res.done)
-                with m.If(error != ERR_NONE):
+                all_issued = rd_in.done & wr_out.done & (~rdesc.residual | rd_res.done)
+                with m.If(failed):
+                    m.next = "IDLE"
+                with m.Elif(all_issued & ~self.engine_busy & self.wr_idle & ~self.engine_start):
+                    m.d.sync += b_jobs.eq(b_jobs + 1)
+                    m.next = "IDLE"
+        m.d.comb += [b_running.eq(back.ongoing("STREAM")), b_idle.eq(back.ongoing("IDLE") & ~b_go)]
+
+        # ---- front end: fetch, check and load the next job while the back end streams ---------------
+        # Weights may be loaded while the engine runs, into weight-buffer words the running job
+        # does not read; tables and depthwise parameters only once it has finished.
+        run_lo, run_hi = Signal(24), Signal(24)     # the running job's weight-buffer words
+        new_lo = d.wbuf_base
+        new_hi = d.wbuf_base + w_total
+        region_free = b_idle | (new_hi <= run_lo) | (new_lo >= run_hi)
+        load_step = Signal(range(6))
+        chunk_addr = Signal(32)
+        chunk_left = Signal(MAX_BEATS_BITS)
+        chunk_init = Signal()
+        pend_error = Signal(2)
+        weights_end = d.weights.base + d.weights.length
+        with m.FSM(name="seq") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [job.eq(0), b_jobs.eq(0), desc_addr.eq(self.desc_base), error.eq(ERR_NONE),
+                                 error_job.eq(0), run_lo.eq(0), run_hi.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += front_command(Tag.DESC, desc_addr, desc_beats, self.desc_base, self.desc_limit)
+                with m.If(f_taken):
+                    m.d.sync += got.eq(0)
+                    m.next = "COLLECT"
+                with m.If(failed):
                     m.next = "FAILED"
-                with m.Elif(all_issued & ~self.engine_busy & self.dma_idle & ~self.engine_start):
-                    m.next = "NEXT"
-            with m.State("NEXT"):
-                m.d.sync += [job.eq(job + 1), desc_addr.eq(desc_addr + self._desc_bytes)]
-                with m.If(d.last):
+            with m.State("COLLECT"):
+                m.d.comb += self.desc_in.ready.eq(1)
+                with m.If(self.desc_in.valid):
+                    m.d.sync += [raw.eq(Cat(raw[bb * 8:], self.desc_in.payload.data)), got.eq(got + 1)]
+                    with m.If(got == desc_beats - 1):
+                        m.next = "CHECK"
+                with m.If(failed):   # e.g. the descriptor address outside its window
+                    m.next = "FAILED"
+            with m.State("CHECK"):   # facts are registered from the now-complete descriptor
+                m.next = "CHECK2"
+            with m.State("CHECK2"):  # ... and the window facts from the registered spans
+                m.next = "JUDGE"
+            with m.State("JUDGE"):
+                with m.If(failed):
+                    m.next = "FAILED"
+                with m.Elif(all_ok & all_inside):
+                    m.d.sync += translate
+                    m.d.sync += assign(pe_ctx0, ctx(last_stage, d.wbuf_base + Mux(is_block | is_dwpw, w1_base, 0),
+                                                    Mux(is_block | is_dwpw, t1_base, 0)))
+                    with m.If(is_dw):
+                        m.d.sync += assign(pe_ctx0, zero_ctx)
+                    with m.If(is_block):
+                        m.d.sync += assign(pe_ctx1, ctx(d.pe0, d.wbuf_base, 0))
+                    with m.Else():
+                        m.d.sync += assign(pe_ctx1, zero_ctx)
+                    m.d.sync += [*load_values, load_step.eq(0), chunk_init.eq(1)]
+                    m.d.comb += self.load_reset.eq(1)
+                    m.next = "LOAD_WEIGHTS"
+                with m.Else():   # reported once the running job has finished: it is not at fault
+                    m.d.sync += pend_error.eq(Mux(all_ok, ERR_WINDOW, ERR_DESCRIPTOR))
+                    m.next = "REFUSE"
+            with m.State("REFUSE"):
+                with m.If(failed):
+                    m.next = "FAILED"
+                with m.Elif(b_idle):
+                    m.d.sync += [error.eq(pend_error), error_job.eq(job)]
+                    m.next = "FAILED"
+            with m.State("LOAD_WEIGHTS"):
+                # pe0's then pe1's weights, in commands of at most WEIGHT_CHUNK_WORDS words so the
+                # running job's input rows interleave with them on the read channel
+                chunk = self.WEIGHT_CHUNK_WORDS * w_beats
+                steps = [(pe0_used, d.pe0.weight_addr, d.pe0.weight_words * w_beats),
+                         (pe1_used, d.pe1.weight_addr, d.pe1.weight_words * w_beats)]
+                beats_now = Mux(chunk_left > chunk, chunk, chunk_left)
+                with m.Switch(load_step):
+                    for k, (used, addr, beats) in enumerate(steps):
+                        with m.Case(k):
+                            with m.If(chunk_init):
+                                m.d.sync += [chunk_addr.eq(addr), chunk_left.eq(Mux(used, beats, 0)),
+                                             chunk_init.eq(0)]
+                            with m.Elif(chunk_left == 0):
+                                m.d.sync += [load_step.eq(k + 1), chunk_init.eq(1)]
+                            with m.Elif(region_free):
+                                m.d.comb += front_command(Tag.WEIGHTS, chunk_addr, beats_now,
+                                                          d.weights.base, weights_end)
+                                with m.If(f_taken):
+                                    m.d.sync += [chunk_addr.eq(chunk_addr + (beats_now << bus_lg)),
+                                                 chunk_left.eq(chunk_left - beats_now)]
+                    with m.Case(len(steps)):
+                        m.d.sync += load_step.eq(0)
+                        m.next = "WAIT_ENGINE"
+                with m.If(failed):
+                    m.next = "FAILED"
+            with m.State("WAIT_ENGINE"):
+                with m.If(failed):
+                    m.next = "FAILED"
+                with m.Elif(b_idle):
+                    m.next = "LOAD_TABLES"
+            with m.State("LOAD_TABLES"):
+                # pe0 tables, dw params, pe1 tables (the engine is idle); empty ones skipped
+                steps = [
+                    (pe0_used, d.pe0.table_addr, d.pe0.out_tiles * t_beats, Tag.TABLES),
+                    (has_dw, d.dw.param_addr, lb_chunks * p_beats, Tag.PARAMS),
+                    (pe1_used, d.pe1.table_addr, d.pe1.out_tiles * t_beats, Tag.TABLES),
+                ]
+                with m.Switch(load_step):
+                    for k, (used, addr, beats, tag) in enumerate(steps):
+                        with m.Case(k):
+                            with m.If(used):
+                                m.d.comb += front_command(tag, addr, beats, d.weights.base, weights_end)
+                            with m.If(~used | f_taken):
+                                m.d.sync += load_step.eq(k + 1)
+                    with m.Case(len(steps)):
+                        m.next = "WAIT_LOADS"
+                with m.If(failed):
+                    m.next = "FAILED"
+            with m.State("WAIT_LOADS"):
+                with m.If(failed):
+                    m.next = "FAILED"
+                with m.Elif(self.loads_done):   # hand the job to the back end
+                    m.d.sync += [ecfg.eq(ecfg_next), rdesc.eq(d), b_go.eq(1),
+                                 run_lo.eq(new_lo), run_hi.eq(new_hi)]
+                    with m.If(d.last):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += [job.eq(job + 1), desc_addr.eq(desc_addr + self._desc_bytes)]
+                        m.next = "FETCH"
+            with m.State("DRAIN"):      # the chain's last job is streaming
+                with m.If(failed):
+                    m.next = "FAILED"
+                with m.Elif(b_idle):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-                with m.Else():
-                    m.next = "FETCH"
             with m.State("FAILED"):   # until the top resets the datapath (CSR start or abort)
                 pass
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("FAILED"))

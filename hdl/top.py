@@ -188,8 +188,8 @@ class Accelerator(wiring.Component):
             else:
                 item = data.View(fields, conv.o.payload.data)
                 m.d.comb += [getattr(port.payload, f).eq(getattr(item, f)) for f, _ in fields]
-            with m.If(seq.load_reset | core_rst):
-                m.d.sync += counts[name].eq(0)
+            with m.If(seq.load_reset | core_rst):   # weights land from the job's weight-buffer base
+                m.d.sync += counts[name].eq(seq.wload_base if name == "weights" else 0)
             with m.Elif(port.valid & port.ready):
                 m.d.sync += counts[name].eq(counts[name] + 1)
         m.d.comb += seq.loads_done.eq((counts["weights"] == seq.load_counts.weights)
@@ -217,7 +217,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             engine.cfg.eq(seq.engine_cfg), engine.start.eq(seq.engine_start),
             seq.engine_busy.eq(engine.busy),
-            seq.dma_idle.eq(dma.idle),
+            seq.wr_idle.eq(dma.wr_idle),
             seq.desc_base.eq(csr.desc_base), seq.desc_limit.eq(csr.desc_limit),
         ]
         with m.If(dma.rd_error != 0):

@@ -318,8 +318,15 @@ def _tile(cg, graph, config):
         first = cg.pe0 if cg.pe1 is not None else None
         used_words = first.out_tiles * first.k_words if first else 0
         used_tiles = first.out_tiles if first else 0
-        cg.chan_tiles = _channel_tiles(last, config.weight_words - used_words, _max_tiles(config) - used_tiles,
-                                       last.op, config)
+        # Half the weight buffer per job where tiling costs little (a 1x1 conv re-reads only its
+        # input per tile): the sequencer then loads the next job's weights into the other half
+        # while this one runs (hdl/sequencer.py). Fused groups would re-read (and recompute) a
+        # wider tensor per tile, and a residual block needs its channels whole.
+        words = config.weight_words - used_words
+        if g.mode == "PW" and last.out_tiles * last.k_words > config.weight_words // 2 \
+                and config.weight_words // 2 >= last.k_words:
+            words = config.weight_words // 2
+        cg.chan_tiles = _channel_tiles(last, words, _max_tiles(config) - used_tiles, last.op, config)
     else:
         if cg.dw.chunks * config.lanes > config.max_out_channels:
             raise _limit(cg.dw.op, f"{cg.dw.chunks * config.lanes} output channels",
@@ -513,6 +520,13 @@ def compile(graph, config="ecp5"):
             for d in _descriptors(cg, graph, config, buffers):
                 jobs.append(Job(group=k, addr=desc_base + len(jobs) * desc_bytes, descriptor=d))
                 cg.jobs.append(len(jobs) - 1)
+
+    # weight-buffer placement: jobs alternate between its two ends, so consecutive jobs whose
+    # weights fit together occupy disjoint words and the next one's load overlaps this one's run
+    for n, job in enumerate(jobs):
+        d = job.descriptor
+        words = sum(d.get(s, {}).get("weight_words", 0) for s in ("pe0", "pe1"))
+        d["wbuf_base"] = 0 if n % 2 == 0 else config.weight_words - words
 
     # chains end where a host op (or the program) follows
     for k, cg in enumerate(groups):

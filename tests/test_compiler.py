@@ -70,7 +70,7 @@ def _assert_hardware_accepts(prog):
                 k = -(-9 * d["dense_cin"] // lanes)
             assert ctx["k_words"] == k and 1 <= ctx["out_tiles"] and ctx["k_words"] <= max_k_words, where
             assert ctx["weight_words"] == ctx["k_words"] * ctx["out_tiles"], where
-        assert sum(d[s]["weight_words"] for s in used) <= cfg.weight_words, where
+        assert d["wbuf_base"] + sum(d[s]["weight_words"] for s in used) <= cfg.weight_words, where
         assert sum(d[s]["out_tiles"] for s in used) <= max_tiles, where
         if mode == "DW":
             assert d["chunks_out"] == d["chunks_in"], where
