@@ -58,13 +58,21 @@ from .engine import Mode, engine_layouts
 from .linebuffer import MAX_PAD
 from .pointwise import geometry
 
-__all__ = ["JobSequencer", "Tag", "ERR_DESCRIPTOR", "RES_FIFO_WORDS", "read_command_layout"]
+__all__ = ["JobSequencer", "Tag", "ERR_DESCRIPTOR", "RES_FIFO_WORDS", "IN_FIFO_WORDS", "IN_PIECE_WORDS",
+           "read_command_layout"]
 
 #: Error code of a descriptor the hardware cannot run (DMA codes are 1 and 2).
 ERR_DESCRIPTOR = 3
 
 #: Words of the residual FIFO between the read DMA and the engine; a residual row may use half.
 RES_FIFO_WORDS = 512
+
+#: Words of the input FIFO between the read DMA and the engine, and of one input read command:
+#: a command is issued only when the FIFO has room for all of it, so it never holds the one
+#: in-order read channel while a slow (compute-bound) engine drains it, and weight loads for
+#: the next job get through meanwhile.
+IN_FIFO_WORDS = 128
+IN_PIECE_WORDS = 32
 
 
 class Tag:
@@ -79,10 +87,15 @@ def read_command_layout(addr_width=32):
 
 
 class _Walker:
-    """Issues the DMA commands of one tensor access, row by row (or pixel by pixel)."""
+    """Issues the DMA commands of one tensor access, row by row (or pixel by pixel).
 
-    def __init__(self, m, name, access, *, rows, cols, words_per_px, contiguous, bus_lg, lanes_lg):
-        self.m = m
+    With ``piece_beats``, a contiguous row goes in commands of at most that many beats (the
+    input's: each is issued only against room in the input FIFO, see `JobSequencer`).
+    """
+
+    def __init__(self, m, name, access, *, rows, cols, words_per_px, contiguous, bus_lg, lanes_lg,
+                 piece_beats=None):
+        self.m, self.bus_lg = m, bus_lg
         self.y = Signal(16, name=f"{name}_y")
         self.x = Signal(16, name=f"{name}_x")
         self.row_addr = Signal(32, name=f"{name}_row_addr")
@@ -96,12 +109,21 @@ class _Walker:
         m.d.comb += [px_beats.eq((words_per_px << lanes_lg) >> bus_lg),
                      row_beats.eq(((words_per_px * cols) << lanes_lg) >> bus_lg)]
         self.beats = Mux(contiguous, row_beats, px_beats)
+        self.piece_beats = piece_beats
+        if piece_beats is not None:    # beats of the row not yet issued (row_beats when fresh)
+            self.left = Signal(MAX_BEATS_BITS, name=f"{name}_left")
+            self.fresh = Signal(name=f"{name}_fresh")
+            whole = Mux(self.fresh, row_beats, self.left)
+            self.beats = Mux(whole > piece_beats, piece_beats, whole)
+            self.row_rest = whole
         self.last_row = Signal(name=f"{name}_last_row")
         m.d.comb += self.last_row.eq(self.y == rows - 1)
 
     def reset(self):
         self.m.d.sync += [self.y.eq(0), self.x.eq(0), self.row_addr.eq(self.access.base),
                           self.addr.eq(self.access.base), self.done.eq(0)]
+        if self.piece_beats is not None:
+            self.m.d.sync += self.fresh.eq(1)
 
     def command(self):
         a = self.access
@@ -111,13 +133,21 @@ class _Walker:
         """The current command was taken: step to the next pixel or row. Returns row_end (comb)."""
         m, a = self.m, self.access
         row_end = Signal()
-        m.d.comb += row_end.eq(self.contiguous | (self.x == self.cols - 1))
+        if self.piece_beats is not None:   # contiguous rows in pieces: the last piece ends it
+            m.d.comb += row_end.eq(self.row_rest <= self.piece_beats)
+            with m.If(~row_end):
+                m.d.sync += [self.fresh.eq(0), self.left.eq(self.row_rest - self.piece_beats),
+                             self.addr.eq(self.addr + (self.piece_beats << self.bus_lg))]
+            with m.Else():
+                m.d.sync += self.fresh.eq(1)
+        else:
+            m.d.comb += row_end.eq(self.contiguous | (self.x == self.cols - 1))
         with m.If(row_end):
             m.d.sync += [self.x.eq(0), self.y.eq(self.y + 1), self.row_addr.eq(self.row_addr + a.row_pitch),
                          self.addr.eq(self.row_addr + a.row_pitch)]
             with m.If(self.last_row):
                 m.d.sync += self.done.eq(1)
-        with m.Else():
+        with m.Elif(self.piece_beats is None):
             m.d.sync += [self.x.eq(self.x + 1), self.addr.eq(self.addr + a.pixel_pitch)]
         return row_end
 
@@ -145,6 +175,9 @@ class JobSequencer(wiring.Component):
     load_counts : Out({"weights", "tables", "params"})
     jobs : Out(16)
         Jobs completed since the last start.
+    job_done : Out(1)
+        Pulses as each job completes (a trace for logic analysers and the simulation's per-job
+        cycle log).
     """
 
     #: Weight words per read command of a weight load (interleaved with the running job's rows).
@@ -168,12 +201,12 @@ class JobSequencer(wiring.Component):
             "rd_cmd": Out(stream.Signature(read_command_layout())),
             "wr_cmd": Out(stream.Signature(command_layout(32))),
             "desc_in": In(stream.Signature(data.StructLayout({"data": unsigned(config.bus_bytes * 8)}))),
-            "dma_error": In(2), "wr_idle": In(1),
+            "dma_error": In(2), "wr_idle": In(1), "in_taken": In(1),
             "engine_cfg": Out(self._eng.cfg), "engine_start": Out(1), "engine_busy": In(1),
             "loads_done": In(1), "load_reset": Out(1), "wload_base": Out(24),
             "load_counts": Out(data.StructLayout({"weights": unsigned(24), "tables": unsigned(16),
                                                   "params": unsigned(16)})),
-            "jobs": Out(16),
+            "jobs": Out(16), "job_done": Out(1),
         })
 
     @property
@@ -343,8 +376,13 @@ class JobSequencer(wiring.Component):
 
         # ---- back end: the running job's descriptor and its walkers --------------------------------
         rdesc = Signal(self._desc)       # latched at hand-over; the front end refills d meanwhile
+        word_lg = lanes_lg - bus_lg     # beats per word, log2
         rd_in = _Walker(m, "in", rdesc.input, rows=rdesc.height, cols=rdesc.width, words_per_px=rdesc.chunks_in,
-                        contiguous=Signal(name="in_contig"), bus_lg=bus_lg, lanes_lg=lanes_lg)
+                        contiguous=Signal(name="in_contig"), bus_lg=bus_lg, lanes_lg=lanes_lg,
+                        piece_beats=IN_PIECE_WORDS << word_lg)
+        in_credit = Signal(range(IN_FIFO_WORDS + 1))     # input FIFO words not yet requested
+        in_issued = Signal(range(IN_PIECE_WORDS + 1))
+        m.d.sync += in_credit.eq(in_credit + self.in_taken - in_issued)
         rd_res = _Walker(m, "res", rdesc.residual_in, rows=rdesc.out_height, cols=rdesc.out_width,
                          words_per_px=rdesc.chunks_out, contiguous=Signal(name="res_contig"),
                          bus_lg=bus_lg, lanes_lg=lanes_lg)
@@ -399,7 +437,7 @@ class JobSequencer(wiring.Component):
                     rd_in.reset()
                     rd_res.reset()
                     wr_out.reset()
-                    m.d.sync += [res_due.eq(0), b_go.eq(0)]
+                    m.d.sync += [res_due.eq(0), b_go.eq(0), in_credit.eq(IN_FIFO_WORDS)]
                     m.next = "STREAM"
             with m.State("STREAM"):
                 # reads: input rows, each followed by the residual row of the same index
@@ -411,10 +449,11 @@ class JobSequencer(wiring.Component):
                     with m.If(b_taken):
                         rd_res.advance()
                         m.d.sync += res_due.eq(0)
-                with m.Elif(~rd_in.done):
+                with m.Elif(~rd_in.done & (in_credit >= IN_PIECE_WORDS)):
                     m.d.comb += [b_req.eq(1), b_rd.tag.eq(Tag.INPUT)]
                     m.d.comb += [getattr(b_rd.cmd, k).eq(v) for k, v in rd_in.command().items()]
                     with m.If(b_taken):
+                        m.d.comb += in_issued.eq(rd_in.beats >> word_lg)
                         row_end = rd_in.advance()
                         with m.If(row_end):
                             m.d.sync += res_due.eq(1)
@@ -429,6 +468,7 @@ class JobSequencer(wiring.Component):
                     m.next = "IDLE"
                 with m.Elif(all_issued & ~self.engine_busy & self.wr_idle & ~self.engine_start):
                     m.d.sync += b_jobs.eq(b_jobs + 1)
+                    m.d.comb += self.job_done.eq(1)
                     m.next = "IDLE"
         m.d.comb += [b_running.eq(back.ongoing("STREAM")), b_idle.eq(back.ongoing("IDLE") & ~b_go)]
 

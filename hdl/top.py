@@ -53,7 +53,7 @@ from .dma import Dma
 from .engine import LayerEngine
 from .gearbox import Downsizer, Upsizer
 from .multiplier import DSP_KINDS
-from .sequencer import RES_FIFO_WORDS, JobSequencer, Tag
+from .sequencer import IN_FIFO_WORDS, RES_FIFO_WORDS, JobSequencer, Tag
 
 __all__ = ["Accelerator", "REGISTERS", "IDENT"]
 
@@ -93,6 +93,7 @@ class Accelerator(wiring.Component):
             "s_axil": In(AXI4LiteSignature(addr_width=8, data_width=32)),
             "m_axi": Out(AXI4Signature(addr_width=32, data_width=config.bus_bytes * 8)),
             "irq": Out(1),
+            "job_done": Out(1),
         })
 
     @property
@@ -198,9 +199,13 @@ class Accelerator(wiring.Component):
 
         # ---- activations -----------------------------------------------------------------------------
         res_fifo = datapath("res_fifo", SyncFIFOBuffered(width=word_bits, depth=RES_FIFO_WORDS))
+        in_fifo = datapath("in_fifo", SyncFIFOBuffered(width=word_bits, depth=IN_FIFO_WORDS))
         m.d.comb += [
-            engine.i.valid.eq(up[Tag.INPUT].o.valid), engine.i.payload.data.eq(up[Tag.INPUT].o.payload.data),
-            up[Tag.INPUT].o.ready.eq(engine.i.ready),
+            in_fifo.w_en.eq(up[Tag.INPUT].o.valid), in_fifo.w_data.eq(up[Tag.INPUT].o.payload.data),
+            up[Tag.INPUT].o.ready.eq(in_fifo.w_rdy),
+            engine.i.valid.eq(in_fifo.r_rdy), engine.i.payload.data.eq(in_fifo.r_data),
+            in_fifo.r_en.eq(engine.i.ready),
+            seq.in_taken.eq(engine.i.valid & engine.i.ready),
             res_fifo.w_en.eq(up[Tag.RESIDUAL].o.valid), res_fifo.w_data.eq(up[Tag.RESIDUAL].o.payload.data),
             up[Tag.RESIDUAL].o.ready.eq(res_fifo.w_rdy),
             engine.res.valid.eq(res_fifo.r_rdy), engine.res.payload.data.eq(res_fifo.r_data),
@@ -238,6 +243,7 @@ class Accelerator(wiring.Component):
             csr.ctrl_rd.eq(irq_en << 2),
             csr.status_rd.eq((seq.busy | draining) | (done << 1) | (failed << 2) | (seq.error << 4) | (seq.error_job << 16)),
             self.irq.eq(irq_en & (done | failed)),
+            self.job_done.eq(seq.job_done),
             csr.jobs.eq(seq.jobs),
             csr.rd_bytes.eq(dma.beats_read << exact_log2(bb)),
             csr.wr_bytes.eq(dma.beats_written << exact_log2(bb)),

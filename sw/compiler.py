@@ -252,6 +252,8 @@ def _channel_tiles(stage, words_available, tiles_available, op, config):
     if per < stage.out_tiles and config.pe_cols % config.lanes:
         raise _limit(op, f"output-channel tiling with pe_cols {config.pe_cols} not a multiple of lanes",
                      f"lanes {config.lanes}", config)
+    jobs = -(-stage.out_tiles // per)
+    per = -(-stage.out_tiles // jobs)      # balanced: consecutive jobs' weights fit side by side
     return [(t, min(stage.out_tiles, t + per)) for t in range(0, stage.out_tiles, per)]
 
 
@@ -319,11 +321,14 @@ def _tile(cg, graph, config):
         used_words = first.out_tiles * first.k_words if first else 0
         used_tiles = first.out_tiles if first else 0
         # Half the weight buffer per job where tiling costs little (a 1x1 conv re-reads only its
-        # input per tile): the sequencer then loads the next job's weights into the other half
-        # while this one runs (hdl/sequencer.py). Fused groups would re-read (and recompute) a
-        # wider tensor per tile, and a residual block needs its channels whole.
+        # input per tile; a DW_PW too big for the buffer is tiled anyway): the sequencer then
+        # loads the next job's weights into the other half while this one runs
+        # (hdl/sequencer.py). A fused block would recompute its expand conv per tile, and a
+        # residual block needs its channels whole.
         words = config.weight_words - used_words
-        if g.mode == "PW" and last.out_tiles * last.k_words > config.weight_words // 2 \
+        need = used_words + last.out_tiles * last.k_words
+        if (g.mode == "PW" or (g.mode == "DW_PW" and need > config.weight_words)) \
+                and last.out_tiles * last.k_words > config.weight_words // 2 \
                 and config.weight_words // 2 >= last.k_words:
             words = config.weight_words // 2
         cg.chan_tiles = _channel_tiles(last, words, _max_tiles(config) - used_tiles, last.op, config)

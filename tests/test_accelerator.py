@@ -48,6 +48,39 @@ def test_network_bit_exact(name):
     _assert_bit_exact(g, results[0], ref, values)
 
 
+def _weight_ranges(prog):
+    """(consecutive jobs of one chain whose weight-buffer words are disjoint, ... that overlap)."""
+    disjoint = overlap = 0
+    for a, b in zip(prog.jobs, prog.jobs[1:]):
+        if a.descriptor.get("last"):
+            continue
+        lo_hi = []
+        for d in (a.descriptor, b.descriptor):
+            words = sum(d.get(s, {}).get("weight_words", 0) for s in ("pe0", "pe1"))
+            lo_hi.append((d["wbuf_base"], d["wbuf_base"] + words))
+        (a0, a1), (b0, b1) = lo_hi
+        if a1 <= b0 or b1 <= a0:
+            disjoint += 1
+        else:
+            overlap += 1
+    return disjoint, overlap
+
+
+def test_whole_chains_prefetch_and_wait():
+    """Chains run whole: the sequencer loads the next job's weights while the current one runs
+    when their weight-buffer words are disjoint, and waits when they overlap; both occur here.
+    The job log splits the chain's cycles per job."""
+    g, prog, x, ref, values = _program("mobilenet_v2_0.35_32", seed=7)
+    disjoint, overlap = _weight_ranges(prog)
+    assert disjoint and overlap, (disjoint, overlap)
+    results, _ = run_program(prog, [[x]])
+    for k, (got, want) in enumerate(zip(results[0]["outputs"], ref)):
+        assert np.array_equal(got, want), f"output {k} differs"
+    for c in results[0]["chains"]:
+        assert c["job_cycles"] is not None and len(c["job_cycles"]) == c["jobs"], c
+        assert sum(c["job_cycles"]) == c["cycles"] and min(c["job_cycles"]) > 0, c
+
+
 def test_many_inputs_reuse_the_loaded_program():
     g, prog, _, _, _ = _program("mobilenet_v1_0.25_32")
     xs = [random_input(g.input_tensor(), seed) for seed in (1, 2)]
@@ -124,6 +157,26 @@ def test_bad_descriptor_is_refused(what, code):
     if code == 3:   # without expect_error the driver raises, naming the error and the job
         with pytest.raises(RtlError, match=f"accelerator error {code} .* in job 0"):
             run_program(prog, [[x]])
+
+
+def test_bad_descriptor_after_a_good_one():
+    """The second job of a chain is refused while the first one runs: the first completes (its
+    output written), the error names job 1, and job 1 moves no byte."""
+    g, prog, x, _, _ = _program("mobilenet_v2_0.35_32")
+    assert not prog.jobs[0].descriptor.get("last"), "jobs 0 and 1 must share a chain"
+    layout = D.descriptor_layout()
+    size = D.item_bytes(layout, prog.config)
+    job = prog.jobs[1]
+    d = D.unpack_bytes(layout, prog.image[job.addr:job.addr + size])
+    d["stride"] = 3
+    prog.image[job.addr:job.addr + size] = np.frombuffer(D.pack_bytes(layout, d, prog.config), np.uint8)
+    outcome, _ = run_program(prog, [[x]], expect_error=True)
+    assert "accelerator error 3" in outcome["error"] and "job 1 " in outcome["error"], outcome["error"]
+    assert outcome["status"] >> 16 == 1
+    out0 = prog.jobs[0].descriptor["output"]
+    changed = np.flatnonzero(outcome["expected_image"] != outcome["image"])
+    assert changed.size, "job 0 wrote nothing"
+    assert ((changed >= out0["base"]) & (changed < out0["base"] + out0["length"])).all()
 
 
 @pytest.mark.slow

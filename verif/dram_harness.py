@@ -7,7 +7,9 @@ the same name, and the AXI4 bus stays inside. cocotb then sees ``dut.<port>`` as
 memory as ``dut.dram.mem``; Python is only involved when the bench touches a signal, so a
 whole network runs at Verilator speed (DESIGN.md section 6). ``sim_top`` adds the ports
 ``dram_load``, ``dram_dump``, ``dram_lo`` and ``dram_hi`` for bulk transfers through the file
-given by the plusarg ``+dram_file=`` (see the model's header and `DramFile`).
+given by the plusarg ``+dram_file=`` (see the model's header and `DramFile`). A design with a
+``job_done`` output gets a log: with ``+job_log=FILE`` every pulse's cycle number is written to
+FILE, which gives per-job cycles of a whole descriptor chain without stopping it.
 """
 
 import hashlib
@@ -39,6 +41,21 @@ def top_ports(verilog, module):
     return ports
 
 
+# With ``+job_log=FILE``, the cycle of every ``job_done`` pulse, one per line (the per-job cycles
+# of a whole chain, without Python in the loop).
+_JOB_LOG = """    integer job_log = 0;
+    reg [63:0] cycle = 0;
+    reg [1023:0] job_log_path;
+    initial if ($value$plusargs("job_log=%s", job_log_path)) job_log = $fopen(job_log_path, "w");
+    always @(posedge clk) begin
+        cycle <= cycle + 1;
+        if (job_log != 0 && job_done) begin
+            $fwrite(job_log, "%0d\\n", cycle);
+            $fflush(job_log);
+        end
+    end"""
+
+
 def with_dram(verilog, module, *, bus_bytes, words, read_latency=16, stall_percent=0, seed=1,
               prefix="m_axi__"):
     """Verilog text: ``verilog`` plus a ``sim_top`` holding ``module`` and its DRAM model.
@@ -59,6 +76,7 @@ def with_dram(verilog, module, *, bus_bytes, words, read_latency=16, stall_perce
     wires = "\n".join(f"    wire {'[%d:0] ' % (w - 1) if w > 1 else ''}{n};" for _, w, n in ports if n.startswith(prefix))
     conns = ",\n".join(f"        .{n}({'rst_q' if n == 'rst' else n})" for _, _, n in ports)
     ram_conns = ",\n".join(f"        .{s}({prefix}{s})" for s in _AXI_SIGNALS)
+    job_log = _JOB_LOG if "job_done" in names else ""
     clk = "clk" if "clk" in names else None
     rst = "rst" if "rst" in names else None
     if not clk or not rst:
@@ -75,6 +93,7 @@ module sim_top(
     // clock cycle), and a synchronous reset reaches almost every flip-flop.
     reg rst_q = 1'b1;
     always @(posedge clk) rst_q <= rst;
+{job_log}
     {module} core (
 {conns}
     );

@@ -53,7 +53,8 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
 
     Returns ``(results, info)``: per input set a dict with ``outputs``, ``chains`` (the
     hardware counters of every descriptor chain: cycles, jobs, rd_bytes, wr_bytes, engine_busy,
-    in_words, in_starved, out_words, out_stalled), ``tensors`` (with ``keep_all``: every
+    in_words, in_starved, out_words, out_stalled; and ``job_cycles``, the cycles of each of its
+    jobs from the simulation's job log, or None), ``tensors`` (with ``keep_all``: every
     accelerator group's output as read back from the simulated DRAM) and ``wall_seconds``;
     ``info`` has ``load_seconds`` and ``sim_seconds``. ``split_groups`` ends a descriptor chain
     after every fused group, so the counters come per group (``keep_all`` implies it). ``stall_percent`` makes the DRAM model
@@ -74,8 +75,9 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
     with tempfile.TemporaryDirectory(prefix="dwfuse-rtl-") as tmp:
         session = Path(tmp) / "session.pkl"
         dram_file = Path(tmp) / "dram.hex"
+        job_log = Path(tmp) / "jobs.log"
         with open(session, "wb") as f:
-            pickle.dump(dict(program=program, inputs=input_sets, dram_file=str(dram_file),
+            pickle.dump(dict(program=program, inputs=input_sets, dram_file=str(dram_file), job_log=str(job_log),
                              options=dict(keep_all=keep_all, split_groups=split_groups, csr_pause=csr_pause,
                                           abort_after=abort_after, expect_error=expect_error,
                                           max_groups=max_groups,
@@ -87,7 +89,8 @@ def run_program(program, input_sets, *, keep_all=False, split_groups=False, prog
             try:
                 run_cocotb(design, toplevel, "dwfuse.verif.tb_accelerator", seed=seed, waves=waves,
                            traceable=waves, extra_env={"DWFUSE_SESSION": str(session)},
-                           plusargs=[f"+dram_file={dram_file}", f"+dram_latency={read_latency}",
+                           plusargs=[f"+dram_file={dram_file}", f"+job_log={job_log}",
+                                     f"+dram_latency={read_latency}",
                                      f"+dram_stall={stall_percent}", f"+dram_seed={seed}"],
                            run_name=f"rtl-{os.getpid()}",
                            public=debug or python_dram, speed=True)

@@ -80,6 +80,26 @@ class DramFile:
         await self._pulse(self.dut.dram_load, lo, hi)
 
 
+class JobLog:
+    """The ``+job_log`` file of verif/dram_harness.py: the cycle at which each job completed."""
+
+    def __init__(self, path):
+        self.path, self.seen = path, 0
+
+    def job_cycles(self, perf):
+        """Per-job cycles of the chain that just ended (``perf``: its counters), or None."""
+        try:
+            with open(self.path) as f:
+                stamps = [int(v) for v in f.read().split()]
+        except (FileNotFoundError, TypeError):
+            return None
+        new, self.seen = stamps[self.seen:], len(stamps)
+        if perf is None or not new or len(new) != perf["jobs"]:
+            return None
+        # the first job runs from the chain's start: the busy cycles not spent after it
+        return [perf["cycles"] - (new[-1] - new[0])] + [b - a for a, b in zip(new, new[1:])]
+
+
 class AxiRamAccess:
     """The same interface as `DramFile` over cocotbext-axi's AxiRam (Python in every cycle: slow,
     but it is the reference AXI slave and can pause every channel)."""
@@ -178,6 +198,7 @@ async def run_session(dut):
     else:
         dram = DramFile(dut, session["dram_file"], cfg.bus_bytes)
     bus = _Bus(dut, opts.get("csr_pause", 0.0), rng)
+    job_log = JobLog(session.get("job_log"))
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
@@ -206,6 +227,7 @@ async def run_session(dut):
         first = next(cg for cg in program.groups if cg.jobs)
         await _run_chain(dut, bus, program.jobs[first.jobs[0]].addr, limit, 0,
                          abort_after=opts["abort_after"])
+        job_log.job_cycles(None)                   # forget the aborted chain's jobs
 
     results = []
     done_jobs = 0
@@ -267,7 +289,7 @@ async def run_session(dut):
                     return
                 done_jobs += perf["jobs"]
                 report(done_jobs)
-                chains.append(dict(group=k, first_job=j, **perf))
+                chains.append(dict(group=k, first_job=j, job_cycles=job_log.job_cycles(perf), **perf))
             if keep_all:
                 computed[cg.group.output] = await fetch(cg.group.output)
         outputs = []
