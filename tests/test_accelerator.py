@@ -96,6 +96,9 @@ def test_dram_stalls_and_latency_change_no_result():
     results, _ = run_program(prog, [[x]], keep_all=True, stall_percent=40, read_latency=60, csr_pause=0.3,
                              seed=5)
     _assert_bit_exact(g, results[0], ref, values)
+    # whole chains too (jobs overlap: weight prefetch and row reads share the stalling channel)
+    results, _ = run_program(prog, [[x]], stall_percent=40, read_latency=60, seed=6)
+    assert np.array_equal(results[0]["outputs"][0], ref[0])
 
 
 def test_axi_ram_pauses_on_every_channel():
@@ -108,6 +111,15 @@ def test_axi_ram_pauses_on_every_channel():
     assert len(tensors) == 4
     for t, got in tensors.items():
         assert np.array_equal(got, values[t]), f"tensor {t} differs"
+
+
+def test_axi_ram_pauses_whole_chains():
+    """The same pausing AxiRam under whole descriptor chains, where the next job's weights load
+    while the current job streams (the input FIFO's credits and the read arbitration at work)."""
+    g, prog, x, ref, _ = _program("mobilenet_v2_0.35_32", seed=8)
+    results, _ = run_program(prog, [[x]], python_dram=True, axi_pause=0.3, seed=9)
+    for k, (got, want) in enumerate(zip(results[0]["outputs"], ref)):
+        assert np.array_equal(got, want), f"output {k} differs"
 
 
 def test_reset_in_the_middle_of_a_run():
