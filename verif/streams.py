@@ -11,7 +11,8 @@ never hard-code bit offsets:
 
 `StreamSource` and `StreamSink` obey the stream rules (valid held with a stable payload until
 the transfer; valid never depends on ready) and insert random idle/stall cycles from a seeded
-`random.Random`, so every testbench runs with backpressure on both sides.
+`random.Random`, so every testbench runs with backpressure on both sides. `pause_axi_channels`
+does the same for the five channels of a cocotbext-axi master or RAM.
 """
 
 import random
@@ -20,7 +21,18 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["pack", "unpack", "layout_width", "StreamSource", "StreamSink"]
+__all__ = ["pack", "unpack", "layout_width", "StreamSource", "StreamSink", "pause_axi_channels"]
+
+
+def pause_axi_channels(endpoint, probability, rng):
+    """Pause AW, W, B, AR and R of a cocotbext-axi endpoint (AxiRam, AxiLiteMaster, ...) in each
+    cycle with ``probability``; every channel draws from its own generator seeded by ``rng``."""
+    def pauses(r):
+        while True:
+            yield r.random() < probability
+    w, r = endpoint.write_if, endpoint.read_if
+    for ch in (w.aw_channel, w.w_channel, w.b_channel, r.ar_channel, r.r_channel):
+        ch.set_pause_generator(pauses(random.Random(rng.random())))
 
 
 def layout_width(layout):

@@ -24,6 +24,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from dwfuse.hdl import descriptor as D
 from dwfuse.hdl.top import IDENT, REGISTERS
 from dwfuse.interpreter import run_op
+from dwfuse.verif.streams import pause_axi_channels
 
 __all__ = ["SESSION_ENV", "ERROR_NAMES"]
 
@@ -108,9 +109,7 @@ class AxiRamAccess:
         from cocotbext.axi import AxiBus, AxiRam
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=size)
         if pause:
-            for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel, self.ram.write_if.b_channel,
-                       self.ram.read_if.ar_channel, self.ram.read_if.r_channel):
-                ch.set_pause_generator(iter(lambda: rng.random() < pause, None))
+            pause_axi_channels(self.ram, pause, rng)
 
     async def read(self, addr, nbytes):
         return np.frombuffer(self.ram.read(addr, nbytes), np.uint8).copy()
@@ -125,10 +124,7 @@ class _Bus:
     def __init__(self, dut, pause, rng):
         self.master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
         if pause:
-            for ch in (self.master.write_if.aw_channel, self.master.write_if.w_channel,
-                       self.master.write_if.b_channel, self.master.read_if.ar_channel,
-                       self.master.read_if.r_channel):
-                ch.set_pause_generator(iter(lambda: rng.random() < pause, None))
+            pause_axi_channels(self.master, pause, rng)
 
     async def read(self, name):
         return int.from_bytes(await self.master.read(REGISTERS[name], 4), "little")

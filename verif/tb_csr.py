@@ -14,15 +14,12 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from cocotbext.axi.constants import AxiResp
 
+from dwfuse.verif.streams import pause_axi_channels
+
 __all__ = ["REGS"]
 
 REGS = [("ident", "ro"), ("ctrl", "wo"), ("scratch", "rw"), ("status", "ro")]
 OFF = {name: 4 * k for k, (name, _) in enumerate(REGS)}
-
-
-def _pauses(rng, p):
-    while True:
-        yield rng.random() < p
 
 
 @cocotb.test()
@@ -34,9 +31,7 @@ async def registers_behave(dut):
     dut.ctrl_rd.value = 0
     dut.rst.value = 1
     master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
-    for ch in (master.write_if.aw_channel, master.write_if.w_channel, master.write_if.b_channel,
-               master.read_if.ar_channel, master.read_if.r_channel):
-        ch.set_pause_generator(_pauses(random.Random(rng.random()), 0.4))
+    pause_axi_channels(master, 0.4, rng)
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
 

@@ -18,17 +18,12 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 
 from dwfuse.hdl.dma_command import ERR_NONE, ERR_WINDOW, command_layout
-from dwfuse.verif.streams import StreamSink, StreamSource
+from dwfuse.verif.streams import StreamSink, StreamSource, pause_axi_channels
 
 __all__ = ["CASE_ENV"]
 
 CASE_ENV = "DMA_CASE"
 RAM_BYTES = 1 << 16
-
-
-def _pauses(rng, p):
-    while True:
-        yield rng.random() < p
 
 
 async def _setup(dut):
@@ -37,9 +32,7 @@ async def _setup(dut):
     bb, aw = case["bus_bytes"], case["addr_width"]
     Clock(dut.clk, 10, unit="ns").start()
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=RAM_BYTES)
-    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-               ram.read_if.ar_channel, ram.read_if.r_channel):
-        ch.set_pause_generator(_pauses(random.Random(rng.random()), case["pause"]))
+    pause_axi_channels(ram, case["pause"], rng)
     cmd = command_layout(aw)
     env = dict(
         rng=rng, bb=bb, ram=ram,
