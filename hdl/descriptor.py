@@ -160,16 +160,18 @@ def item_bytes(layout, config):
     return beats * config.bus_bytes
 
 
-def pack(layout, value):
-    """A nested dict/list `value` in `layout` → one unsigned integer of ``layout.size`` bits.
+def pack(layout, value, *, missing_ok=True):
+    """A nested dict/list `value` in `layout` (or a plain shape and an int) → one unsigned
+    integer of ``layout.size`` bits, LSB-first as Amaranth lays out a view.
 
-    Missing struct fields are zero; a value that does not fit its field raises ValueError
-    naming the field (a descriptor must never silently wrap an address or a size).
+    Missing struct fields are zero (``missing_ok=False``: a KeyError naming the field, for
+    testbenches driving a port); a value that does not fit its field raises ValueError naming
+    the field (a descriptor must never silently wrap an address or a size).
     """
-    return _pack(layout, value, "")
+    return _pack(layout, value, "", missing_ok)
 
 
-def _pack(layout, value, where):
+def _pack(layout, value, where, missing_ok):
     if isinstance(layout, data.StructLayout):
         value = value or {}
         unknown = set(value) - {name for name, _ in layout}
@@ -177,8 +179,11 @@ def _pack(layout, value, where):
             raise ValueError(f"{where or 'struct'}: unknown fields {sorted(unknown)}")
         bits = 0
         for name, field in layout:
+            path = f"{where}.{name}".lstrip(".")
             if name in value:
-                bits |= _pack(field.shape, value[name], f"{where}.{name}".lstrip(".")) << field.offset
+                bits |= _pack(field.shape, value[name], path, missing_ok) << field.offset
+            elif not missing_ok:
+                raise KeyError(f"{path}: missing")
         return bits
     if isinstance(layout, data.ArrayLayout):
         value = list(value)
@@ -187,7 +192,7 @@ def _pack(layout, value, where):
         width = Shape.cast(layout.elem_shape).width
         bits = 0
         for k, v in enumerate(value):
-            bits |= _pack(layout.elem_shape, v, f"{where}[{k}]") << (k * width)
+            bits |= _pack(layout.elem_shape, v, f"{where}[{k}]", missing_ok) << (k * width)
         return bits
     shape = Shape.cast(layout)
     v = int(value)
@@ -199,6 +204,7 @@ def _pack(layout, value, where):
 
 def unpack(layout, bits):
     """The inverse of `pack`: nested dicts (structs), lists (arrays) and ints."""
+    bits = int(bits)
     if isinstance(layout, data.StructLayout):
         return {name: unpack(field.shape, bits >> field.offset) for name, field in layout}
     if isinstance(layout, data.ArrayLayout):

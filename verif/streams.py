@@ -21,6 +21,8 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from ..hdl import descriptor as D
+
 __all__ = ["pack", "unpack", "layout_width", "StreamSource", "StreamSink", "pause_axi_channels"]
 
 
@@ -42,41 +44,12 @@ def layout_width(layout):
 
 
 def pack(layout, value):
-    """Python value → unsigned int holding the payload bits."""
-    if isinstance(layout, data.StructLayout):
-        bits = 0
-        for name, field in layout:
-            bits |= pack(field.shape, value[name]) << field.offset
-        return bits
-    if isinstance(layout, data.ArrayLayout):
-        w = layout_width(layout.elem_shape)
-        if len(value) != layout.length:
-            raise ValueError(f"array payload needs {layout.length} elements, got {len(value)}")
-        bits = 0
-        for k, v in enumerate(value):
-            bits |= pack(layout.elem_shape, v) << (k * w)
-        return bits
-    shape = Shape.cast(layout)
-    v = int(value)
-    lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else (0, (1 << shape.width) - 1)
-    if not lo <= v <= hi:
-        raise ValueError(f"{v} does not fit {shape}")
-    return v & ((1 << shape.width) - 1)
+    """Python value → unsigned int holding the payload bits (every struct field required)."""
+    return D.pack(layout, value, missing_ok=False)
 
 
-def unpack(layout, bits):
-    """Unsigned int of payload bits → Python value (inverse of `pack`)."""
-    bits = int(bits)
-    if isinstance(layout, data.StructLayout):
-        return {name: unpack(field.shape, bits >> field.offset) for name, field in layout}
-    if isinstance(layout, data.ArrayLayout):
-        w = layout_width(layout.elem_shape)
-        return [unpack(layout.elem_shape, bits >> (k * w)) for k in range(layout.length)]
-    shape = Shape.cast(layout)
-    v = bits & ((1 << shape.width) - 1)
-    if shape.signed and v >> (shape.width - 1):
-        v -= 1 << shape.width
-    return v
+#: Unsigned int of payload bits → Python value (inverse of `pack`).
+unpack = D.unpack
 
 
 class StreamSource:
