@@ -57,11 +57,10 @@ def _limit(op, what, limit, config):
 
 
 @dataclass
-class PEStage:
-    """One PE-array layer: its (O, K) weight matrix in the PE's input order, and requantization."""
+class _Requantized:
+    """A layer's output requantization (TFLite per-channel), shared by both kinds of stage."""
 
     op: object
-    matrix: np.ndarray
     bias: np.ndarray
     multiplier: np.ndarray
     shift: np.ndarray
@@ -69,6 +68,13 @@ class PEStage:
     out_zp: int
     act_min: int
     act_max: int
+
+
+@dataclass
+class PEStage(_Requantized):
+    """One PE-array layer: its (O, K) weight matrix in the PE's input order, and requantization."""
+
+    matrix: np.ndarray = None
     k_words: int = 0
     out_tiles: int = 0
     weight_addr: int = 0
@@ -81,18 +87,10 @@ class PEStage:
 
 
 @dataclass
-class DWStage:
+class DWStage(_Requantized):
     """One depthwise layer on the depthwise engine."""
 
-    op: object
-    weights: np.ndarray
-    bias: np.ndarray
-    multiplier: np.ndarray
-    shift: np.ndarray
-    in_zp: int
-    out_zp: int
-    act_min: int
-    act_max: int
+    weights: np.ndarray = None
     chunks: int = 0
     param_addr: int = 0
 
