@@ -117,8 +117,8 @@ def cmd_run(args):
         ref, values = run_graph(g, x, keep_all=True)
         bad = [t for t, v in run.pop("tensors", {}).items() if not np.array_equal(v, values[t])]
         bad += [f"output {k}" for k, (a, b) in enumerate(zip(outputs, ref)) if not np.array_equal(a, b)]
+        check = "bit-exact" if not bad else f"MISMATCH in tensors {bad}"
         scope = "output and every accelerator tensor" if every else "output"
-        check = f"bit-exact ({scope})" if not bad else f"MISMATCH in tensors {bad}"
     rows = layer_table(g)
     macs = sum(r["macs"] for r in rows)
     y, tout = outputs[0], g.output_tensor()
@@ -128,7 +128,7 @@ def cmd_run(args):
           f"{run['lower_bound_cycles']:,}   wall time: {seconds:.3f} s")
     if rtl:
         print(f"cycles: {run['cycles']:,} ({run['cycles'] / max(1, run['lower_bound_cycles']):.3f} x lower bound)   "
-              f"simulated {run['sim_cycles_per_second']:,} cycles/s   golden check: {check}")
+              f"simulated {run['sim_cycles_per_second']:,} cycles/s   golden check ({scope}): {check}")
     print(f"DRAM bytes: {run['dram_bytes']:,} (read {run['dram_read_bytes']:,}, written "
           f"{run['dram_write_bytes']:,}); weights + input + output + fused-group boundaries: "
           f"{run['compulsory_dram_bytes']:,}; layer by layer: {run['layer_by_layer_dram_bytes']:,}")
