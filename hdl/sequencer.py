@@ -17,8 +17,8 @@ Per job (hdl/descriptor.py defines the format):
    ``weights`` window); the top writes them to the engine at running addresses: weights from
    the job's ``wbuf_base`` (pe0's, then pe1's), tables from 0 (pe0's, then pe1's), so pe1's
    weights land at ``wbuf_base + pe0.weight_words`` and its tables at ``pe0.out_tiles``.
-4. STREAM: start the engine; read the input tensor and (for a residual block) the residual
-   tensor, and write the output tensor, one DMA command per row (per pixel when the pixels of
+4. STREAM: start the engine; read the input tensor and (for a residual block, PW_DW_PW or
+   DW_PW with stride 1) the residual tensor, and write the output tensor, one DMA command per row (per pixel when the pixels of
    a row are not contiguous, i.e. an output-channel tile). Residual row ``y`` is requested right
    after input row ``y``: the project output of row ``y`` starts (and waits for its residual)
    as soon as the first columns of input row ``y + 1`` are in, so the residual must not queue
@@ -294,8 +294,9 @@ class JobSequencer(wiring.Component):
         tiles_of = lambda chunks: (chunks + (1 << parts_lg) - 1) >> parts_lg  # noqa: E731
         fact("split", Mux(is_dw, d.chunks_out == d.chunks_in, tiles_of(d.chunks_out) == last_stage.out_tiles)
              & (~is_block | (tiles_of(d.chunks_mid) == d.pe0.out_tiles)))
-        fact("residual", ~d.residual | (is_block & (d.out_width * d.chunks_out <= RES_FIFO_WORDS // 2)
-                                         & (d.chunks_out == d.chunks_in) & (d.out_width == d.width)))
+        fact("residual", ~d.residual | ((is_block | is_dwpw) & (d.out_width * d.chunks_out <= RES_FIFO_WORDS // 2)
+                                         & (is_dwpw | (d.chunks_out == d.chunks_in))
+                                         & (d.out_width == d.width) & (d.out_height == d.height)))
         fact("pitch", (d.input.pixel_pitch == (d.chunks_in << lanes_lg))
                       & (d.output.pixel_pitch >= (d.chunks_out << lanes_lg))
                       & (~d.residual | (d.residual_in.pixel_pitch == (d.chunks_out << lanes_lg))))

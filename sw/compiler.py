@@ -39,6 +39,10 @@ __all__ = ["compile", "line_bank_depth", "RESIDUAL_ROW_WORDS"]
 #: checks they agree, without making the compiler import the sequencer's gateware).
 RESIDUAL_ROW_WORDS = 256
 
+#: Modes whose last PE stage can add a residual (a MobileNetV2 block, fused whole or, when its
+#: weights do not fit together, as PW + DW_PW with the ADD in the DW_PW).
+RESIDUAL_MODES = ("PW_DW_PW", "DW_PW")
+
 #: Rows a job may have (the line buffer's and the sequencer's row counters).
 MAX_HEIGHT = 4095
 
@@ -182,20 +186,20 @@ def _split(group, parts, why, keep_add=True):
     """Groups of `parts` (mode, number of the group's convs) in place of a fused group.
 
     A folded PAD stays with the first part, the 3x3 padding goes with the part holding the
-    depthwise conv. The residual ADD stays with a last part that is a PW_DW_PW (the only mode
-    the hardware adds a residual in) unless not `keep_add`; otherwise it runs on the host. Every
+    depthwise conv. The residual ADD stays with a last part in `RESIDUAL_MODES` (the modes the
+    hardware adds a residual in) unless not `keep_add`; otherwise it runs on the host. Every
     part carries the reason.
     """
     convs = [op for op in group.ops if op.kind in _CONVS]
     out, k = [], 0
-    to_host = group.residual >= 0 and not (keep_add and parts[-1][0] == "PW_DW_PW")
+    to_host = group.residual >= 0 and not (keep_add and parts[-1][0] in RESIDUAL_MODES)
     notes = group.notes + [why + ("; its residual ADD runs on the host" if to_host and keep_add else "")]
     for n, (mode, count) in enumerate(parts):
         ops = convs[k:k + count]
         k += count
         if n == 0 and group.ops[0].kind in ("PAD", "PADV2"):
             ops = [group.ops[0]] + ops
-        add = keep_add and n == len(parts) - 1 and group.residual >= 0 and mode == "PW_DW_PW"
+        add = keep_add and n == len(parts) - 1 and group.residual >= 0 and mode in RESIDUAL_MODES
         if add:
             ops = ops + [group.ops[-1]]
         has_dw = any(op.kind == "DEPTHWISE_CONV_2D" for op in ops)
@@ -281,14 +285,21 @@ def _plan_groups(graph, config):
             elif config.line_rows < 4:
                 parts = [("PW", 1), ("DW_PW", 2)]
                 why = f"PW_DW_PW split into PW + DW_PW: fused blocks need line_rows >= 4, not {config.line_rows}"
-            elif g.residual >= 0:
-                _, ow, _, chunks = tensor_geometry(graph.tensors[g.output].shape, config.lanes)
-                tiles = _column_tiles(g, graph, config, dw.chunks, dw.op)
-                if len(tiles) > 1 or ow * chunks > RESIDUAL_ROW_WORDS:
-                    parts, keep_add = [("PW_DW_PW", 3)], False
-                    why = ("residual ADD on the host: the hardware adds whole rows of at most "
-                           f"{RESIDUAL_ROW_WORDS} words, this block has "
-                           + (f"{len(tiles)} column tiles" if len(tiles) > 1 else f"rows of {ow} x {chunks} words"))
+        if not parts and g.residual >= 0 and g.mode in RESIDUAL_MODES:
+            # the hardware adds whole rows (two fit its residual FIFO), behind a 4-row line buffer
+            _, ow, _, chunks = tensor_geometry(graph.tensors[g.output].shape, config.lanes)
+            tiles = _column_tiles(g, graph, config, dw.chunks, dw.op)
+            split_channels = g.mode == "DW_PW" and (pe1.out_tiles * pe1.k_words > config.weight_words
+                                                    or pe1.out_tiles > _max_tiles(config))
+            if len(tiles) > 1 or ow * chunks > RESIDUAL_ROW_WORDS or config.line_rows < 4 or split_channels:
+                parts, keep_add = [(g.mode, 3 if g.mode == "PW_DW_PW" else 2)], False
+                why = ("residual ADD on the host: the hardware adds whole rows of at most "
+                       f"{RESIDUAL_ROW_WORDS} words, all channels of a pixel, behind a line buffer of 4 rows; "
+                       "this group has "
+                       + (f"{len(tiles)} column tiles" if len(tiles) > 1 else
+                          f"rows of {ow} x {chunks} words" if ow * chunks > RESIDUAL_ROW_WORDS else
+                          "weights that need more than one job" if split_channels else
+                          f"line_rows {config.line_rows}"))
         if parts:
             pending[:0] = _split(g, parts, why, keep_add)
             continue
