@@ -79,6 +79,11 @@ def test_whole_chains_prefetch_and_wait():
     for c in results[0]["chains"]:
         assert c["job_cycles"] is not None and len(c["job_cycles"]) == c["jobs"], c
         assert sum(c["job_cycles"]) == c["cycles"] and min(c["job_cycles"]) > 0, c
+    # the DMA moved exactly what the descriptors say (the golden backend's per-job bytes)
+    _, golden = prog.run(x, backend="golden")
+    host = results[0]["host_traffic"].values()
+    assert sum(c["rd_bytes"] for c in results[0]["chains"]) + sum(r for r, _ in host) == golden["dram_read_bytes"]
+    assert sum(c["wr_bytes"] for c in results[0]["chains"]) + sum(w for _, w in host) == golden["dram_write_bytes"]
 
 
 def test_many_inputs_reuse_the_loaded_program():
