@@ -145,7 +145,7 @@ def cmd_run(args):
                       top_classes=top, **({k: run[k] for k in ("cycles", "utilisation", "sim_cycles_per_second",
                                                                "sim_seconds")} if rtl else {}),
                       golden_check=check,
-                      **{k: run[k] for k in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes",
+                      **{k: run[k] for k in ("lower_bound_cycles", "throughput_bound_cycles", "dram_read_bytes", "dram_write_bytes",
                                              "dram_bytes", "layer_by_layer_dram_bytes", "compulsory_dram_bytes",
                                              "host_input_bytes",
                                              "pe_array_macs_per_cycle", "dw_macs_per_cycle", "jobs")},

@@ -429,6 +429,13 @@ def test_cli_run_report_and_limit_error(tmp_path, capsys):
         pe = sum(l["macs"] for l in rows) - dw
         bound += max(-(-pe // rep["pe_array_macs_per_cycle"]), -(-dw // rep["dw_macs_per_cycle"]))
     assert rep["lower_bound_cycles"] == bound > 0
+    # the throughput bound adds requantizer and DRAM limits: never below issue 4's bound nor the
+    # group's DRAM reads over the bus, and above the MAC bound somewhere (narrow layers)
+    for grp in (grp for grp in rep["groups"] if grp["mode"] != "HOST"):
+        assert grp["throughput_bound_cycles"] >= max(grp["lower_bound_cycles"],
+                                                     -(-grp["dram_read_bytes"] // cfg.bus_bytes)), grp
+    assert any(grp["throughput_bound_cycles"] > grp["lower_bound_cycles"] for grp in rep["groups"])
+    assert rep["throughput_bound_cycles"] == sum(grp["throughput_bound_cycles"] for grp in rep["groups"])
     assert [grp["mode"] for grp in rep["groups"]] == [grp.mode for grp in plan(_model("person_detect.tflite"))]
     for key in ("lower_bound_cycles", "dram_read_bytes", "dram_write_bytes"):
         assert rep[key] == sum(l[key] for l in rep["layers"]) > 0
