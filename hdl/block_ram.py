@@ -38,6 +38,9 @@ __all__ = ["BlockRAM", "RAM_PRIMITIVES", "ecp5_tiling"]
 #: Accepted values of ``primitive``.
 RAM_PRIMITIVES = ("infer", "ecp5")
 
+#: Blocks sharing one copy of the registered inputs (``input_regs``, ``primitive="ecp5"``).
+DUP_GROUP = 8
+
 #: DP16KD aspect ratios used: (data bits, words). 36 is the pseudo-dual-port mode.
 DP16KD_MODES = ((36, 512), (18, 1024), (9, 2048))
 
@@ -65,6 +68,12 @@ class BlockRAM(wiring.Component):
     primitive : str
         ``"infer"`` (an Amaranth `Memory` + a fabric register; portable, what plain simulation
         runs) or ``"ecp5"`` (DP16KD instances with their output register).
+    input_regs : bool
+        Register every input but ``r_oe`` first (one set of address/enable registers per 8
+        DP16KD, kept apart in synthesis: see `DUP_GROUP`): everything happens one edge later,
+        so the read latency is 3 and a write lands on the edge after the one that samples it.
+        For wide memories, whose address otherwise fans out from one flip-flop to every block
+        across the device (13 ns of routing for the 114-block PE weight buffer).
 
     Attributes
     ----------
@@ -81,7 +90,7 @@ class BlockRAM(wiring.Component):
     #: Enabled edges from ``r_addr`` to ``r_data`` (one with ``r_en``, one with ``r_oe``).
     LATENCY = 2
 
-    def __init__(self, shape, depth, *, primitive="infer"):
+    def __init__(self, shape, depth, *, primitive="infer", input_regs=False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         if primitive not in RAM_PRIMITIVES:
@@ -92,6 +101,7 @@ class BlockRAM(wiring.Component):
             raise ValueError(f"shape must have at least one bit, not {shape!r}")
         self._depth = depth
         self._primitive = primitive
+        self._input_regs = bool(input_regs)
         super().__init__({
             "w_addr": In(range(depth)),
             "w_data": In(shape),
@@ -111,8 +121,13 @@ class BlockRAM(wiring.Component):
         return self._primitive
 
     @property
+    def input_regs(self):
+        return self._input_regs
+
+    @property
     def latency(self):
-        return self.LATENCY
+        """Edges from ``r_addr`` to ``r_data``: 2, or 3 with ``input_regs``."""
+        return self.LATENCY + self._input_regs
 
     def blocks(self):
         """DP16KD blocks of the ``"ecp5"`` build (0 for ``"infer"``; Yosys decides there)."""
@@ -130,11 +145,32 @@ class BlockRAM(wiring.Component):
         m.d.comb += (self.r_data.as_value() if isinstance(self.r_data, data.View)
                      else self.r_data).eq(r_data)
 
+        def inputs(name):
+            """(w_addr, w_en, r_addr, r_en) as the RAM sees them, registered with input_regs.
+
+            Copies are named ``*_dup*``: scripts/synth.py keeps such flip-flops apart (Yosys
+            would merge identical ones), one set per group of DP16KD, so that no address
+            register drives every block of a wide memory (114 for the PE weight buffer).
+            """
+            ports = (self.w_addr, self.w_en, self.r_addr, self.r_en)
+            if not self._input_regs:
+                return ports
+            regs = [Signal.like(v, name=f"{n}_dup{name}", reset_less=True)
+                    for v, n in zip(ports, ("w_addr", "w_en", "r_addr", "r_en"))]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, ports)]
+            return regs
+
+        if self._input_regs:   # the data has one sink per bit: one register, shared
+            w_data_q = Signal(self._width, reset_less=True)
+            m.d.sync += w_data_q.eq(w_data)
+            w_data = w_data_q
+
         if self._primitive == "infer":
             m.submodules.mem = mem = Memory(shape=self._width, depth=self._depth, init=[])
             wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(w_data), wr.en.eq(self.w_en),
-                         rd.addr.eq(self.r_addr), rd.en.eq(self.r_en)]
+            w_addr, w_en, r_addr, r_en = inputs("")
+            m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data), wr.en.eq(w_en),
+                         rd.addr.eq(r_addr), rd.en.eq(r_en)]
             out = Signal(self._width, reset_less=True)
             with m.If(self.r_oe):
                 m.d.sync += out.eq(rd.data)
@@ -143,24 +179,30 @@ class BlockRAM(wiring.Component):
 
         bits, words, wt, dt = ecp5_tiling(self._width, self._depth)
         low = ceil_log2(words)                        # address bits inside one block
-        w_block = self.w_addr[low:] if dt > 1 else Const(0, 1)
+        groups = {}   # input copies per group of DUP_GROUP blocks (when input_regs)
+        _, _, r_addr0, r_en0 = inputs("_sel")
         if dt > 1:  # the block index rides along with the data: latched with r_en, out with r_oe
             sel1 = Signal(range(dt), reset_less=True)
             sel2 = Signal(range(dt), reset_less=True)
-            with m.If(self.r_en):
-                m.d.sync += sel1.eq(self.r_addr[low:])
+            with m.If(r_en0):
+                m.d.sync += sel1.eq(r_addr0[low:])
             with m.If(self.r_oe):
                 m.d.sync += sel2.eq(sel1)
         outs = []
         for d in range(dt):
             row = []
             for w in range(wt):
+                g = (d * wt + w) // DUP_GROUP
+                if g not in groups:
+                    groups[g] = inputs(str(g))
+                w_addr, w_en, r_addr, r_en = groups[g]
+                w_block = w_addr[low:] if dt > 1 else Const(0, 1)
                 di = Signal(bits, name=f"di_{d}_{w}")
                 do = Signal(bits, name=f"do_{d}_{w}")
                 m.d.comb += di.eq(w_data[w * bits:(w + 1) * bits])
-                we = self.w_en & (w_block == d)
-                self._dp16kd(m, f"bram_{d}_{w}", bits, self.w_addr[:low], di, we,
-                             self.r_addr[:low], do)
+                we = w_en & (w_block == d)
+                self._dp16kd(m, f"bram_{d}_{w}", bits, w_addr[:low], di, we,
+                             r_addr[:low], r_en, do)
                 row.append(do)
             outs.append(Cat(*row)[:self._width])
         word = outs[0]
@@ -169,7 +211,7 @@ class BlockRAM(wiring.Component):
         m.d.comb += r_data.eq(word)
         return m
 
-    def _dp16kd(self, m, name, bits, w_addr, di, we, r_addr, do):
+    def _dp16kd(self, m, name, bits, w_addr, di, we, r_addr, r_en, do):
         """One DP16KD: write port A, read port B (36 bits: data on both ports' pins)."""
         # The word address sits at the top of the 14 address pins; below it, in the 36- and
         # 18-bit modes, the write port's low pins are byte-write enables (all bytes written).
@@ -204,6 +246,6 @@ class BlockRAM(wiring.Component):
             p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
             i_CLKA=ClockSignal(), i_CEA=we, i_OCEA=self.r_oe if wide else 0,
             i_WEA=1 if wide else we, i_RSTA=0,
-            i_CLKB=ClockSignal(), i_CEB=self.r_en, i_OCEB=self.r_oe, i_WEB=0, i_RSTB=0,
+            i_CLKB=ClockSignal(), i_CEB=r_en, i_OCEB=self.r_oe, i_WEB=0, i_RSTB=0,
             **ports,
         )

@@ -333,7 +333,7 @@ class LayerEngine(wiring.Component):
         m = Module()
         config, cfg = self._config, self.cfg
         rows = config.line_rows
-        lb = m.submodules.line_buffer = LineBuffer(config)
+        lb = m.submodules.line_buffer = LineBuffer(config, ram="ecp5" if self._dsp == "ecp5" else "infer")
         dw = m.submodules.depthwise = DepthwiseEngine(config, dsp=self._dsp)
         pe = m.submodules.pe_array = PointwiseArray(config, dsp=self._dsp, contexts=2)
         split = m.submodules.split = WordSplitter(config)

@@ -17,8 +17,8 @@ Dataflow (weight-stationary at the buffer level):
 - optionally (MobileNetV2 inverted residuals) each requantized channel is added to the block's
   input with TFLite ADD arithmetic (`ResidualAdd`), ``residual_lanes`` channels per cycle.
 
-Pipeline of one k-step: weight and pixel block-RAM reads (addresses straight from counter
-registers) → the PE's operand registers → product register (`RegisteredMultiplier`: with
+Pipeline of one k-step: weight and pixel read addresses registered → `BlockRAM` reads (latency
+2, the DP16KD output register with ``dsp="ecp5"``) → the PE's operand registers → product register (`RegisteredMultiplier`: with
 ``dsp="ecp5"`` both are the DSP's own) → ceil(log2 R) adder-tree levels, each registered →
 accumulator, whose k = 0 step loads the channel's bias instead of the old sum (so the
 requantizer needs no bias adder) → result FIFO → one drain register, which also picks the
@@ -41,6 +41,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .block_ram import BlockRAM
 from .config import Config
 from .multiplier import DSP_KINDS, RegisteredMultiplier
 from .requant import Requantizer
@@ -50,6 +51,9 @@ __all__ = ["PointwiseArray", "pointwise_layouts", "pack_weights", "pack_tables",
 
 #: Result-FIFO entries (credits) of a two-context array.
 CONTEXT_FIFO_DEPTH = 16
+
+#: Identical copies of the pixel buffer, each feeding pe_cols / PIXEL_COPIES columns.
+PIXEL_COPIES = 4
 
 
 def geometry(config):
@@ -237,8 +241,17 @@ class PointwiseArray(wiring.Component):
     level, C int32 accumulators, the result FIFO (`fifo_depth` entries of C int32), and
     ``requant_lanes`` requantizers (4 DSPs each) plus, for the ADD, ``residual_lanes`` x (two
     rescales and one requantizer: 12 DSPs as Yosys maps them today). Block RAM: weights
-    (``weight_words`` x R*C*8 bits), pixels (2 x 2^ceil(log2(max_k/R)) x R*9 bits: inputs
-    stored minus the zero point), bias and multiplier/shift tables (max_out_channels/C rows).
+    (``weight_words`` x R*C*8 bits), pixels (`PIXEL_COPIES` x 2 x 2^ceil(log2(max_k/R)) x R*9
+    bits: inputs stored minus the zero point), bias and multiplier/shift tables
+    (max_out_channels/C rows).
+
+    Measured (ecp5 preset, ``dsp="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
+    --design pointwise --router router2``, LFE5U-85F, synthesis harness): 156 MULT18X18D, 142
+    DP16KD, 11.5k TRELLIS_COMB, 11.8k flip-flops; 89.2 MHz. Critical path: the drain's advance
+    (the requantizer's skid flag → ``adv`` → the result FIFO's read enable, which loads its
+    540-bit output register: 4 levels and 9.7 ns of routing). Before it, with one pixel RAM for
+    all 16 columns: 75.3 MHz (a pixel bit routed to 16 DSPs across the device, 12.2 ns); with
+    one weight address register for all 114 weight blocks: 71.9 MHz (13.1 ns).
     """
 
     def __init__(self, config, *, dsp="infer", contexts=1):
@@ -254,9 +267,10 @@ class PointwiseArray(wiring.Component):
         self._geometry = geometry(config)
         self._layouts = pointwise_layouts(config, contexts)
         lay = self._layouts
-        # Pipeline depth: issue -> BRAM read -> fabric regs -> operand regs -> products -> tree.
+        # Pipeline depth: issue -> read address regs -> BRAM read (latch, output register) ->
+        # operand regs -> products -> tree.
         self._tree_levels = ceil_log2(config.lanes)
-        self._sum_stage = 4 + self._tree_levels
+        self._sum_stage = 5 + self._tree_levels
         g = self._geometry
         # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
         round_trip = self._sum_stage + 4 + g.slices
@@ -335,12 +349,26 @@ class PointwiseArray(wiring.Component):
                              tiles_last[n].eq(new_ctxs[n].out_tiles - 1)]
 
         # ---- memories -----------------------------------------------------------------------
-        wmem = m.submodules.weights = Memory(
-            shape=data.ArrayLayout(data.ArrayLayout(signed(8), R), C), depth=cfgc.weight_words, init=[])
-        pmem = m.submodules.pixels = Memory(
-            shape=data.ArrayLayout(signed(9), R), depth=2 << kw_bits, init=[])
-        bmem = m.submodules.bias = Memory(
-            shape=data.ArrayLayout(signed(32), C), depth=g.max_tiles, init=[])
+        # Weights, pixels and bias: `BlockRAM`s (read latency 2; with dsp="ecp5" the second
+        # register is the DP16KD's own output register, which Yosys never maps by itself: an
+        # ECP5 block RAM read from its latch has a ~6 ns clock-to-out).
+        ram = "ecp5" if self._dsp == "ecp5" else "infer"
+        # The weight buffer (114 DP16KD on the ecp5 preset) registers its inputs itself, one
+        # copy per group of blocks: one address register for all of them measured 13 ns of
+        # routing. Its read latency is 3: the read address goes in unregistered (below).
+        wmem = m.submodules.weights = BlockRAM(
+            data.ArrayLayout(data.ArrayLayout(signed(8), R), C), cfgc.weight_words, primitive=ram,
+            input_regs=True)
+        # The pixel buffer is kept in PIXEL_COPIES identical block RAMs, each feeding
+        # C / PIXEL_COPIES columns: one RAM output bit driving all C DSPs of a row measured
+        # 12.2 ns of routing (75.3 MHz), the DSPs being spread over the whole device.
+        copies = min(PIXEL_COPIES, C)
+        pmems = [BlockRAM(data.ArrayLayout(signed(9), R), 2 << kw_bits, primitive=ram)
+                 for _ in range(copies)]
+        for n, pm in enumerate(pmems):
+            m.submodules[f"pixels{n}"] = pm
+        bmem = m.submodules.bias = BlockRAM(
+            data.ArrayLayout(signed(32), C), g.max_tiles, primitive=ram)
         # Multiplier/shift rows of requant_lanes channels, row (t << j_bits) | j: the drain reads
         # exactly the slice it sends, so the RAM output needs no mux before a register.
         j_bits = ceil_log2(S)
@@ -349,7 +377,7 @@ class PointwiseArray(wiring.Component):
                                      "shift": data.ArrayLayout(signed(6), RL)}),
             depth=g.max_tiles << j_bits, init=[])
 
-        w_wr = wmem.write_port()
+        w_wr = SimpleNamespace(addr=wmem.w_addr, data=wmem.w_data, en=wmem.w_en)
         m.d.comb += [
             self.wload.ready.eq(1),          # also while busy: the next job's weights (prefetch)
             w_wr.addr.eq(self.wload.payload.addr),
@@ -357,7 +385,8 @@ class PointwiseArray(wiring.Component):
             w_wr.en.eq(self.wload.valid),
         ]
         # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
-        b_wr, s_wr = bmem.write_port(), smem.write_port()
+        b_wr = SimpleNamespace(addr=bmem.w_addr, data=bmem.w_data, en=bmem.w_en)
+        s_wr = smem.write_port()
         tl = self.tload.payload
         tj = Signal(range(max(2, S)))
         t_wr = Signal()
@@ -381,16 +410,22 @@ class PointwiseArray(wiring.Component):
         wr_half = Signal()
         wk = Signal(range(max(2, g.max_k_words)))
         in_done = Signal()
-        p_wr = pmem.write_port()
+        # The write is registered (address, data minus the zero point, enable): the accept
+        # decision has no time left to reach every copy. A pixel's last word lands the cycle
+        # after it is taken, before its first read (issue, then the registered read address).
+        p_wr = SimpleNamespace(addr=Signal(kw_bits + 1, reset_less=True),
+                               data=Signal(data.ArrayLayout(signed(9), R), reset_less=True),
+                               en=Signal())
         take_in = Signal()
         m.d.comb += [
             self.i.ready.eq(busy & ~in_done & ~full.bit_select(wr_half, 1)),
             take_in.eq(self.i.valid & self.i.ready),
-            p_wr.addr.eq(Cat(wk[:kw_bits], wr_half)),
-            p_wr.en.eq(take_in),
         ]
+        m.d.sync += [p_wr.addr.eq(Cat(wk[:kw_bits], wr_half)), p_wr.en.eq(take_in)]
         for r in range(R):
-            m.d.comb += p_wr.data[r].eq(self.i.payload.data[r] - sel(in_ctx, [c.in_zp for c in ctxs]))
+            m.d.sync += p_wr.data[r].eq(self.i.payload.data[r] - sel(in_ctx, [c.in_zp for c in ctxs]))
+        for pm in pmems:
+            m.d.comb += [pm.w_addr.eq(p_wr.addr), pm.w_data.eq(p_wr.data), pm.w_en.eq(p_wr.en)]
         with m.If(take_in):
             with m.If(wk == sel(in_ctx, kw_last)):
                 m.d.sync += [
@@ -419,10 +454,13 @@ class PointwiseArray(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | (credits != 0)))
 
-        w_rd = wmem.read_port()
-        p_rd = pmem.read_port()
-        m.d.comb += [w_rd.addr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr),
-                     p_rd.addr.eq(Cat(k[:kw_bits], rd_half))]
+        # Read addresses registered (the weight buffer's inside it), so that both words arrive
+        # 3 cycles after the issue.
+        p_raddr = Signal(kw_bits + 1, reset_less=True)
+        m.d.sync += p_raddr.eq(Cat(k[:kw_bits], rd_half))
+        m.d.comb += wmem.r_addr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr)
+        m.d.comb += [pm.r_addr.eq(p_raddr) for pm in pmems]
+        assert wmem.latency == 1 + pmems[0].latency
 
         tags = [None, Signal(tag_layout, name="tag1")]
         m.d.sync += [
@@ -450,15 +488,13 @@ class PointwiseArray(wiring.Component):
         for n in range(2, self._sum_stage + 1):
             tags.append(Signal(tag_layout, name=f"tag{n}"))
             m.d.sync += tags[n].eq(tags[n - 1])
-        # The RAM outputs go to plain fabric registers first (an ECP5 block RAM without its
-        # output register has a ~6 ns clock-to-out: no room for anything else at 150 MHz), then
-        # each PE: operand registers and product register around one multiplier (a DSP with its
-        # own registers when dsp="ecp5").
-        x1 = Signal(data.ArrayLayout(signed(9), R), reset_less=True)
-        w1 = Signal(data.ArrayLayout(data.ArrayLayout(signed(8), R), C), reset_less=True)
-        m.d.sync += [x1.eq(p_rd.data), w1.eq(w_rd.data)]
+        # The RAM outputs (registered: `BlockRAM`) go straight to each PE: operand registers and
+        # product register around one multiplier (a DSP with its own registers when
+        # dsp="ecp5").
+        w1 = wmem.r_data
         sums = []
         for c in range(C):
+            x1 = pmems[c * copies // C].r_data
             level = []
             for r in range(R):
                 pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(signed(9), signed(8), dsp=self._dsp)
@@ -480,11 +516,9 @@ class PointwiseArray(wiring.Component):
             sums.append(level[0])
 
         # ---- accumulate (bias preloaded at k = 0) -------------------------------------------
-        b_rd = bmem.read_port()
         tag_s = tags[self._sum_stage]
-        bias = Signal(data.ArrayLayout(signed(32), C), reset_less=True)  # RAM output, registered
-        m.d.comb += b_rd.addr.eq(tags[self._sum_stage - 2].t)
-        m.d.sync += bias.eq(b_rd.data)
+        m.d.comb += bmem.r_addr.eq(tags[self._sum_stage - bmem.latency].t)
+        bias = bmem.r_data
         acc = Signal(data.ArrayLayout(signed(32), C))
         done = Signal()
         done_tag = Signal(tag_layout)

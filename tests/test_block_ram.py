@@ -7,19 +7,28 @@ run the same random traffic; the DP16KD build simulates with verif/models/DP16KD
 
 import pytest
 
+from dwfuse.hdl import block_ram
 from dwfuse.hdl.block_ram import BlockRAM, ecp5_tiling
 from dwfuse.verif.sim import design_sources, run_cocotb
-from dwfuse.verif.tb_block_ram import BENCH_SHAPES, BlockRAMBench
+from dwfuse.verif.tb_block_ram import BENCH_SHAPES, INPUT_REGS_ENV, BlockRAMBench
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
+@pytest.mark.parametrize("input_regs", [False, True])
 @pytest.mark.parametrize("primitive", ["infer", "ecp5"])
-def test_random_traffic(primitive):
-    sources = design_sources(BlockRAMBench(primitive), "block_ram_bench")
+def test_random_traffic(primitive, input_regs, monkeypatch):
+    # groups of 2 blocks: the 6-block RAM of the bench gets 3 sets of input registers
+    monkeypatch.setattr(block_ram, "DUP_GROUP", 2)
+    sources = design_sources(BlockRAMBench(primitive, input_regs), "block_ram_bench")
     if primitive == "ecp5":
         assert not isinstance(sources, str) and any(p.name == "DP16KD.v" for p in sources[1:])
-    run_cocotb(sources, "block_ram_bench", "dwfuse.verif.tb_block_ram", seed=3)
+    run_cocotb(sources, "block_ram_bench", "dwfuse.verif.tb_block_ram", seed=3,
+               extra_env={INPUT_REGS_ENV: str(int(input_regs))})
+
+
+def test_input_regs_latency():
+    assert BlockRAM(8, 16).latency == 2 and BlockRAM(8, 16, input_regs=True).latency == 3
 
 
 def test_ecp5_tiling_uses_fewest_blocks():

@@ -7,34 +7,22 @@ verif/tb_pointwise.py on it; the seed is in every failure message.
 
 import functools
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dwfuse.hdl.config import Config, preset
 from dwfuse.hdl.pointwise import PointwiseArray, geometry, pack_tables, pack_weights
-from dwfuse.verif.sim import default_build_root, run_cocotb, to_verilog
+from dwfuse.verif.sim import design_sources, run_cocotb
 from dwfuse.verif.tb_pointwise import CASE_ENV, STATS_ENV, make_run, write_case
 
 TOPLEVEL = "pointwise_array"
-MULT18X18D_MODEL = Path(__file__).resolve().parent.parent / "verif" / "models" / "MULT18X18D.v"
 
 
 @functools.cache
 def _design(config, dsp="infer"):
-    """Verilog text, or with ECP5 DSP primitives a file (it keys the build cache) + their model."""
-    text = to_verilog(PointwiseArray(config, dsp=dsp), name=TOPLEVEL)
-    if dsp == "infer":
-        return text
-    path = default_build_root() / "sources" / f"{TOPLEVEL}-{config.name}-{dsp}.v"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_text() != text:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    return (path, MULT18X18D_MODEL)
+    """Verilog text, or with ECP5 primitives a file + the models it needs (DSPs, block RAMs)."""
+    return design_sources(PointwiseArray(config, dsp=dsp), TOPLEVEL)
 
 
 def _simulate(tmp_path, config, runs, seed, dsp="infer"):

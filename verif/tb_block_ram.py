@@ -9,6 +9,7 @@ a write on an edge is not seen by a read on that edge; ``r_en`` latches ``mem[r_
 ``r_oe`` moves the latched word to ``r_data``; everything starts at zero.
 """
 
+import os
 import random
 
 import cocotb
@@ -20,7 +21,10 @@ from amaranth.lib.wiring import Out, flipped
 
 from dwfuse.hdl.block_ram import BlockRAM
 
-__all__ = ["BENCH_SHAPES", "BlockRAMBench"]
+__all__ = ["BENCH_SHAPES", "BlockRAMBench", "INPUT_REGS_ENV"]
+
+#: Environment variable: "1" when the bench was built with ``input_regs=True``.
+INPUT_REGS_ENV = "BRAM_INPUT_REGS"
 
 #: (width, depth) of each RAM; comments: the ecp5 tiling (mode, width tiles x depth tiles).
 BENCH_SHAPES = (
@@ -34,8 +38,9 @@ BENCH_SHAPES = (
 class BlockRAMBench(wiring.Component):
     """One `BlockRAM` per `BENCH_SHAPES` entry, each port exposed as ``ram<k>__<port>``."""
 
-    def __init__(self, primitive):
-        self._rams = [BlockRAM(w, d, primitive=primitive) for w, d in BENCH_SHAPES]
+    def __init__(self, primitive, input_regs=False):
+        self._rams = [BlockRAM(w, d, primitive=primitive, input_regs=input_regs)
+                      for w, d in BENCH_SHAPES]
         super().__init__({f"ram{k}": Out(ram.signature) for k, ram in enumerate(self._rams)})
 
     def elaborate(self, platform):
@@ -47,13 +52,19 @@ class BlockRAMBench(wiring.Component):
 
 
 class _Model:
-    def __init__(self, width, depth):
+    def __init__(self, width, depth, input_regs):
         self.width, self.depth = width, depth
         self.mem = [0] * depth
         self.latch = 0
         self.out = 0
+        self.input_regs = input_regs
+        self.held = dict(w_en=0, w_addr=0, w_data=0, r_en=0, r_addr=0)   # registered inputs
 
     def edge(self, w_en, w_addr, w_data, r_en, r_addr, r_oe):
+        if self.input_regs:   # the RAM sees last edge's inputs (but r_oe)
+            now = dict(w_en=w_en, w_addr=w_addr, w_data=w_data, r_en=r_en, r_addr=r_addr)
+            w_en, w_addr, w_data, r_en, r_addr = self.held.values()
+            self.held = now
         if r_oe:
             self.out = self.latch
         if r_en:
@@ -64,7 +75,7 @@ class _Model:
 
 async def _drive(dut, k, width, depth, cycles, rng):
     port = lambda name: getattr(dut, f"ram{k}__{name}")  # noqa: E731
-    model = _Model(width, depth)
+    model = _Model(width, depth, bool(int(os.environ.get(INPUT_REGS_ENV, "0"))))
     hot = [rng.randrange(depth) for _ in range(8)]        # addresses written and read often
     p_w, p_en, p_oe = rng.choice([0.5, 0.9]), rng.choice([0.5, 0.9]), rng.choice([0.5, 0.9])
     for cycle in range(cycles):
