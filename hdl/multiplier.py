@@ -30,9 +30,11 @@ see ``hdl/config.py``, ``Config.lut_multipliers``):
   (``MultiplyByQuantizedMultiplier`` does, adding the extra stages to its own latency):
   ``DSP_KINDS`` excludes it, ``MULTIPLIER_KINDS`` includes it.
 
-  Cost, measured with ``scripts/multiplier_cost.py`` (Yosys synth_ecp5 cells): an int9 x int8
-  (the depthwise taps, and the PE array's shape) 153 LUT4 + 29 CCU2C = 211 LUT4-equivalents
-  and 78 flip-flops, latency 3, instead of one MULT18X18D; a MultiplyByQuantizedMultiplier
+  Cost, measured with ``scripts/multiplier_cost.py`` (Yosys synth_ecp5 cells) on the previous
+  tree (a register after every second level; the per-level registers add flip-flops and, in
+  the whole depthwise engine, measured ~5k fewer TRELLIS_COMB: 41.7k instead of 46.9k): an int9
+  x int8 (the depthwise taps, and the PE array's shape) 153 LUT4 + 29 CCU2C = 211
+  LUT4-equivalents and 78 flip-flops, latency 3, instead of one MULT18X18D; a MultiplyByQuantizedMultiplier
   with four LUT 16x16 products 3135 LUT4-equivalents and 1474 flip-flops instead of 603, 479
   and 4 MULT18X18D: ~630 LUT4-equivalents per DSP saved, against 211 for an int9 x int8.
 """
@@ -104,7 +106,7 @@ class RegisteredMultiplier(wiring.Component):
         """Enabled edges from ``a``, ``b`` to ``p``: 2, or more for ``"lut"``."""
         if self._dsp != "lut":
             return self.LATENCY
-        return 2 + _tree_levels(self._b_bits) // 2
+        return 1 + max(1, _tree_levels(self._b_bits))
 
     def elaborate(self, platform):
         m = Module()
@@ -163,9 +165,8 @@ class RegisteredMultiplier(wiring.Component):
             terms = [combine(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i]
                      for i in range(0, len(terms), 2)]
             level += 1
-            last = len(terms) == 1
-            if level % 2 == 1 or last:   # a register after levels 1, 3, 5, ... and the last
-                terms = [register(f"sum{level}_{k}", v, n, last) for k, (v, n) in enumerate(terms)]
+            last = len(terms) == 1   # a register after every level
+            terms = [register(f"sum{level}_{k}", v, n, last) for k, (v, n) in enumerate(terms)]
         if level == 0:   # a 1-bit b: the lone partial product still gets its register
             terms = [register("sum0_0", *terms[0], True)]
         terms = [terms[0][0]]

@@ -30,10 +30,11 @@ routing costs more than logic (a 6-level barrel shifter measured ~6 ns, 2/3 of i
 6. ``w = (lo + mid * 2^16) >> 31`` (a ~35-bit carry chain).
 7. ``r = w + HH * 2``. gemmlowp's nudge-then-truncate is ``floor((p + 2^30) / 2^31)`` for
    every product ``p`` (both of its nudges reduce to this), and ``HH * 2^32`` is a multiple
-   of ``2^31``, so the high product joins after the shift with no carry lost. The rounding
-   mask ``2^(right-1) - 1`` is decoded here too, so that stage 8 is a bare carry chain.
-8. ``t = r + (2^(right-1) - 1) + (r >= 0)`` when ``right > 0`` (the sign as a carry-in, not a
-   second adder), else ``t = r``; 33 bits (right = 32).
+   of ``2^31``, so the high product joins after the shift with no carry lost. Both rounding
+   addends, ``2^(right-1) - 1`` and ``2^(right-1)``, are decoded here too.
+8. ``t = r + 2^(right-1)`` for ``r >= 0``, ``t = r + 2^(right-1) - 1`` for ``r < 0`` when
+   ``right > 0`` (the addend picked by the sign: a mux level and one carry chain, not two
+   adders), else ``t = r``; 33 bits (right = 32).
 9, 10. ``y = t >> right`` (arithmetic): by ``8 * (right // 8)``, then by ``right % 8``.
    Ties already went away from zero through the addend.
 
@@ -82,8 +83,8 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         How the four 16x16 multiplies are built: ``"infer"`` (default; Yosys infers DSPs but
         on ECP5 leaves their registers in the fabric: 116-139 MHz), ``"ecp5"`` (MULT18X18D
         instances with internal registers: 187-222 MHz; simulation needs
-        ``verif/models/MULT18X18D.v``) or ``"lut"`` (no DSP: pipelined shift-and-add, 2 more
-        stages, so :attr:`latency` is 12). See :mod:`dwfuse.hdl.multiplier`.
+        ``verif/models/MULT18X18D.v``) or ``"lut"`` (no DSP: pipelined shift-and-add, 3 more
+        stages, so :attr:`latency` is 13). See :mod:`dwfuse.hdl.multiplier`.
 
     Attributes
     ----------
@@ -117,7 +118,7 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
 
     @staticmethod
     def latency_for(dsp):
-        """:attr:`latency` of an instance built with ``dsp``: 10, or 12 for ``"lut"``."""
+        """:attr:`latency` of an instance built with ``dsp``: 10, or 13 for ``"lut"``."""
         extra = RegisteredMultiplier(unsigned(16), signed(16), dsp=dsp)
         extra._MustUse__silence = True   # built only to read its latency
         return MultiplyByQuantizedMultiplier.LATENCY + extra.latency - RegisteredMultiplier.LATENCY
@@ -182,11 +183,13 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         r = stage("s7_r", signed(32), w + (hh6 << 1))
         below_half = stage("s7_below_half", unsigned(32),
                            Cat(*(right6 >= k + 2 for k in range(32))))  # 2^(right-1) - 1
-        rounds = stage("s7_rounds", 1, right6 != 0)
+        half = stage("s7_half", unsigned(32),
+                     Cat(*(right6 == k + 1 for k in range(32))))        # 2^(right-1), or 0
         right7 = stage("s7_right", unsigned(6), right6)
 
-        # 8. Round half away from zero: add 2^(right-1) for r >= 0, 2^(right-1) - 1 for r < 0.
-        t = stage("s8_t", signed(33), r + below_half + (rounds & ~r[31]))
+        # 8. Round half away from zero: add 2^(right-1) for r >= 0, 2^(right-1) - 1 for r < 0
+        #    (the addend picked by r's sign: one mux level, then one carry chain).
+        t = stage("s8_t", signed(33), r + Mux(r[31], below_half, half))
         right8 = stage("s8_right", unsigned(6), right7)
 
         # 9, 10. The rounding right shift: by a multiple of 8, then by the rest.
