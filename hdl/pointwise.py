@@ -36,7 +36,6 @@ from types import SimpleNamespace
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -247,11 +246,13 @@ class PointwiseArray(wiring.Component):
 
     Measured (ecp5 preset, ``dsp="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
     --design pointwise --router router2``, LFE5U-85F, synthesis harness): 156 MULT18X18D, 142
-    DP16KD, 11.5k TRELLIS_COMB, 11.8k flip-flops; 89.2 MHz. Critical path: the drain's advance
-    (the requantizer's skid flag → ``adv`` → the result FIFO's read enable, which loads its
-    540-bit output register: 4 levels and 9.7 ns of routing). Before it, with one pixel RAM for
-    all 16 columns: 75.3 MHz (a pixel bit routed to 16 DSPs across the device, 12.2 ns); with
-    one weight address register for all 114 weight blocks: 71.9 MHz (13.1 ns).
+    DP16KD, 12.1k TRELLIS_COMB, 11.5k flip-flops; 94.1 MHz. Critical path: a pixel RAM output
+    to the DSPs of its 4 columns, spread over the device (9.6 ns of routing). Before: 89.2 MHz
+    with amaranth's SyncFIFOBuffered as the result FIFO (the drain's advance loaded its 540-bit
+    output register: 9.7 ns of routing); 75.3 MHz with one pixel RAM for all 16 columns (12.2
+    ns); 71.9 MHz with one weight address register for all 114 weight blocks (13.1 ns). Tried:
+    a register per column after the pixel RAMs (and one after the weights) measured 80.5 MHz,
+    the start/reset net of the drain counters then critical (11.2 ns of routing).
     """
 
     def __init__(self, config, *, dsp="infer", contexts=1):
@@ -454,8 +455,9 @@ class PointwiseArray(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | (credits != 0)))
 
-        # Read addresses registered (the weight buffer's inside it), so that both words arrive
-        # 3 cycles after the issue.
+        # Both words arrive 3 cycles after the issue: the weight buffer registers its read
+        # address itself; the pixel read address is registered here (so that a pixel's last
+        # word, written the cycle after it is taken, has landed before its first read).
         p_raddr = Signal(kw_bits + 1, reset_less=True)
         m.d.sync += p_raddr.eq(Cat(k[:kw_bits], rd_half))
         m.d.comb += wmem.r_addr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr)
@@ -531,13 +533,30 @@ class PointwiseArray(wiring.Component):
         # An entry carries its table row and context, so the drain needs no counters of its own.
         entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
                                    "t": tag_layout["t"].shape, "ctx": 1})
-        fifo = m.submodules.results = SyncFIFOBuffered(width=entry.size, depth=self._fifo_depth)
+        # A distributed RAM read asynchronously at the head: the drain takes its RL-lane slices
+        # straight from it. (amaranth's SyncFIFOBuffered has a C x 32-bit output register whose
+        # load enable came from the drain's advance: 9.7 ns of routing, 89.2 MHz.) Never full:
+        # the credits keep at most fifo_depth entries in it.
+        depth = self._fifo_depth
+        results = m.submodules.results = Memory(shape=entry.size, depth=depth, init=[])
+        f_wr, f_rd = results.write_port(), results.read_port(domain="comb")
+        f_wptr = Signal(range(depth))
+        f_rptr = Signal(range(depth))
+        f_level = Signal(range(depth + 1))
+        f_rdy = Signal()   # f_level != 0, as a flip-flop
+        pop = Signal()
         m.d.comb += [
-            fifo.w_en.eq(done),
-            fifo.w_data.eq(Cat(acc, done_tag.last, done_tag.t, done_tag.ctx)),
+            f_wr.en.eq(done), f_wr.addr.eq(f_wptr),
+            f_wr.data.eq(Cat(acc, done_tag.last, done_tag.t, done_tag.ctx)),
+            f_rd.addr.eq(f_rptr),
         ]
-        head = data.View(entry, fifo.r_data)
-        pop = fifo.r_en & fifo.r_rdy
+        head = data.View(entry, f_rd.data)
+        level_next = f_level + done - pop
+        m.d.sync += [f_level.eq(level_next), f_rdy.eq(level_next != 0)]
+        with m.If(done):
+            m.d.sync += f_wptr.eq(Mux(f_wptr == depth - 1, 0, f_wptr + 1))
+        with m.If(pop):
+            m.d.sync += f_rptr.eq(Mux(f_rptr == depth - 1, 0, f_rptr + 1))
         with m.If(go):
             m.d.sync += credits.eq(self._fifo_depth)
         with m.Else():
@@ -553,10 +572,10 @@ class PointwiseArray(wiring.Component):
         s_rd = smem.read_port()
         adv = Signal()
         m.d.comb += [
-            adv.eq(fifo.r_rdy & (~d1_valid | rq.i.ready)),
+            adv.eq(f_rdy & (~d1_valid | rq.i.ready)),
             s_rd.addr.eq(Cat(j[:j_bits], head.t)),
             s_rd.en.eq(adv),
-            fifo.r_en.eq(adv & (j == S - 1)),
+            pop.eq(adv & (j == S - 1)),
         ]
         with m.If(adv):
             m.d.sync += [
