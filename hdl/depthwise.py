@@ -69,8 +69,10 @@ inside a LUT 16x16 product (two ripple adders per stage). Now (a register after 
 level of the LUT multipliers, the output FIFO without a level check on its write, a copy of
 the parameter-write flag for the credit logic): 42.4k TRELLIS_COMB, 26.6k flip-flops, 103.9
 MHz, the critical path being the input zero point's route to the 72 subtractors of S2 (8 ns);
-with a registered copy per lane (below) placement estimated 106 MHz with only a handful of
-endpoints below 150 MHz, but that run's router failed on the clock net (not re-measured).
+with a registered copy per lane (below): 114.9 MHz (nextpnr ``--seed 2``; seed 1's router failed
+on the clock net), only a handful of endpoints below 150 MHz, the critical path being the
+route from a LUT 16x16 product's operand register to its partial products (5.6 ns: one
+register drives the ANDs of two products, 32 loads per bit).
 
 Parameter loading: ``pload`` beats write one chunk's weights, bias, multiplier and shift each.
 ``pload.ready`` is low while any window is between ``i`` and the FIFO's exit (so none has a
