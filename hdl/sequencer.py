@@ -147,8 +147,9 @@ class _Walker:
                          self.addr.eq(self.row_addr + a.row_pitch)]
             with m.If(self.last_row):
                 m.d.sync += self.done.eq(1)
-        with m.Elif(self.piece_beats is None):
-            m.d.sync += [self.x.eq(self.x + 1), self.addr.eq(self.addr + a.pixel_pitch)]
+        if self.piece_beats is None:   # (pieces step their address above)
+            with m.Else():
+                m.d.sync += [self.x.eq(self.x + 1), self.addr.eq(self.addr + a.pixel_pitch)]
         return row_end
 
 
