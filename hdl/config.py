@@ -68,6 +68,10 @@ class Config:
         Roles (of `LUT_MULTIPLIER_ROLES`) whose multipliers are built from LUTs and carry
         chains rather than DSPs, whatever ``dsp`` kind the build asks for; see
         `multiplier_kind`. This is how a preset states its DSP budget.
+    pe_lut_columns : int
+        PE-array columns (the last ones) whose ``lanes`` multipliers are built from LUTs, the
+        others taking the build's ``dsp`` kind (see `pe_column_kind`): the PE array's share of
+        the DSP budget, in steps of one column (``lanes`` DSPs).
     """
 
     name: str
@@ -84,6 +88,7 @@ class Config:
     residual_lanes: int | None = None
     line_bank_depth: int | None = None
     lut_multipliers: tuple = ()
+    pe_lut_columns: int = 0
 
     def __post_init__(self):
         for field in ("lanes", "pe_cols", "requant_lanes", "max_width", "max_channels", "line_rows",
@@ -115,6 +120,9 @@ class Config:
             if role not in LUT_MULTIPLIER_ROLES:
                 raise ValueError(f"Config.lut_multipliers: {role!r} is not a role that can be built "
                                  f"from LUTs ({', '.join(LUT_MULTIPLIER_ROLES)})")
+        if not isinstance(self.pe_lut_columns, int) or not 0 <= self.pe_lut_columns <= self.pe_cols:
+            raise ValueError(f"Config.pe_lut_columns must be an integer from 0 to pe_cols "
+                             f"({self.pe_cols}), not {self.pe_lut_columns!r}")
 
     @property
     def pe_macs_per_cycle(self):
@@ -150,6 +158,13 @@ class Config:
             raise ValueError(f"role must be one of {MULTIPLIER_ROLES}, not {role!r}")
         return "lut" if role in self.lut_multipliers else dsp
 
+    def pe_column_kind(self, column, dsp):
+        """The `RegisteredMultiplier` kind of PE-array column ``column``: the last
+        ``pe_lut_columns`` columns are ``"lut"``, the others ``dsp``."""
+        if not 0 <= column < self.pe_cols:
+            raise ValueError(f"column must be in 0..{self.pe_cols - 1}, not {column!r}")
+        return "lut" if column >= self.pe_cols - self.pe_lut_columns else dsp
+
     def as_dict(self):
         """The fields as a dict (``Config(**d)`` rebuilds it, also after a JSON round trip)."""
         return asdict(self)
@@ -159,18 +174,18 @@ PRESETS = {
     # Lattice LFE5U-85F: 156 MULT18X18D, 208 x 18 Kbit DP16KD, 84k LUT4 (83,640 TRELLIS_COMB).
     #
     # DSP budget (all of LineBuffer + DepthwiseEngine + PointwiseArray + residual ADD):
-    #   PE array 8 x 16 int8 MACs            128 MULT18X18D
+    #   PE array 8 x 16 int8 MACs             96 MULT18X18D (pe_lut_columns 4: 32 MACs in
+    #                                             LUTs, 211 LUT4-equivalents each, ~6.8k in all)
     #   PE requantizers, 4 lanes x 4          16
     #   residual ADD, 1 lane x 3 x 4          12
-    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": 211 LUT4-equivalents
-    #                                             each, ~15.2k in all)
-    #   depthwise requantizer, 8 lanes x 4     0  ("dw_requant": LUT 16x16 products, ~2.5k
-    #                                             LUT4-equivalents more per lane, ~20.3k in all)
+    #   depthwise requantizer, 8 lanes x 4    32
+    #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": ~15.2k LUT4-eq.)
     #   total                                156 of 156
     # Built with every multiplier in DSPs the datapath would need 260. Per-unit costs from
-    # scripts/multiplier_cost.py. Cheaper, once the PE array takes the "pe" role per column:
-    # keep the depthwise requantizer in DSPs (32) and build 4 of the 16 PE columns (32 int9 x
-    # int8) from LUTs: ~6.8k LUT4-equivalents instead of ~20.3k.
+    # scripts/multiplier_cost.py: a DSP saved costs 211 LUT4-equivalents in a PE column or a
+    # tap, ~630 in a requantizer (3,135 instead of 603 per lane). So the requantizers keep their
+    # DSPs and 4 PE columns go to LUTs. (Before: the depthwise requantizer in LUTs and the
+    # whole PE array in DSPs, 68.4k TRELLIS_COMB, 81 %, which did not route in a session.)
     #
     # Block RAM: line buffer 12 banks x 456 words x 64 bits = 24 DP16KD (512 x 36 each 2 wide),
     # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array ~136 (weight
@@ -188,7 +203,8 @@ PRESETS = {
     # tile already cover the ADD's 16 (narrower models' residual layers wait for the ADD).
     "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
                    line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
-                   residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps", "dw_requant")),
+                   residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps",),
+                   pe_lut_columns=4),
     # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
     # Line buffer sized as ecp5's: MobileNetV2-1.0-224's rows at 32 lanes need at most
     # ceil(112/3) * 3 = 114 words per bank (the default would be 3,000).

@@ -232,11 +232,13 @@ class PointwiseArray(wiring.Component):
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
     stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 28 cycles
-    to the first output on the tiny preset (one more per extra adder-tree level), about
+    to the first output on the tiny preset (one more per extra adder-tree level, one more when
+    the Config builds columns from LUTs: their multipliers have latency 3), about
     `ResidualAdd`'s latency more with the ADD (see
     tests/test_pointwise.py::test_cycles_without_stalls).
 
-    Resources: R*C multipliers int9 x int8 (one DSP each), C adder trees registered at every
+    Resources: R*C multipliers int9 x int8 (one DSP each, except the last
+    ``config.pe_lut_columns`` columns, built from LUTs), C adder trees registered at every
     level, C int32 accumulators, the result FIFO (`fifo_depth` entries of C int32), and
     ``requant_lanes`` requantizers (4 DSPs each) plus, for the ADD, ``residual_lanes`` x (two
     rescales and one requantizer: 12 DSPs as Yosys maps them today). Block RAM: weights
@@ -268,10 +270,17 @@ class PointwiseArray(wiring.Component):
         self._geometry = geometry(config)
         self._layouts = pointwise_layouts(config, contexts)
         lay = self._layouts
+        # Multiplier kind per column (Config.pe_lut_columns), and the product latency all
+        # columns share: DSP columns delay their products to the LUT columns' latency.
+        self._column_kinds = [config.pe_column_kind(c, dsp) for c in range(config.pe_cols)]
+        probe = RegisteredMultiplier(signed(9), signed(8), dsp="lut")
+        probe._MustUse__silence = True   # built only to read its latency
+        self._product_latency = (probe.latency if "lut" in self._column_kinds
+                                 else RegisteredMultiplier.LATENCY)
         # Pipeline depth: issue -> read address regs -> BRAM read (latch, output register) ->
         # operand regs -> products -> tree.
         self._tree_levels = ceil_log2(config.lanes)
-        self._sum_stage = 5 + self._tree_levels
+        self._sum_stage = 3 + self._product_latency + self._tree_levels
         g = self._geometry
         # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
         round_trip = self._sum_stage + 4 + g.slices
@@ -499,9 +508,15 @@ class PointwiseArray(wiring.Component):
             x1 = pmems[c * copies // C].r_data
             level = []
             for r in range(R):
-                pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(signed(9), signed(8), dsp=self._dsp)
+                pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(
+                    signed(9), signed(8), dsp=self._column_kinds[c])
                 m.d.comb += [pe.a.eq(x1[r]), pe.b.eq(w1[c][r])]
-                level.append(pe.p)
+                product = pe.p
+                for d in range(self._product_latency - pe.latency):
+                    product, prev = Signal(pe.p.shape(), name=f"p_c{c}_r{r}_d{d + 1}",
+                                           reset_less=True), product
+                    m.d.sync += product.eq(prev)
+                level.append(product)
             depth = 0
             while len(level) > 1:
                 depth += 1

@@ -53,9 +53,17 @@ def test_line_buffer_fits_limits():
 
 def test_multiplier_policy():
     ecp5, tiny = preset("ecp5"), preset("tiny")
-    assert set(ecp5.lut_multipliers) == {"dw_taps", "dw_requant"}
+    assert set(ecp5.lut_multipliers) == {"dw_taps"}
     assert ecp5.multiplier_kind("dw_taps", "ecp5") == "lut"
+    assert ecp5.multiplier_kind("dw_requant", "ecp5") == "ecp5"
     assert ecp5.multiplier_kind("pe", "ecp5") == "ecp5"
+    # the last pe_lut_columns PE columns are LUT-built
+    assert [ecp5.pe_column_kind(c, "ecp5") for c in range(16)] == ["ecp5"] * 12 + ["lut"] * 4
+    assert {tiny.pe_column_kind(c, "infer") for c in range(tiny.pe_cols)} == {"infer"}
+    with pytest.raises(ValueError, match="column must be in 0..15"):
+        ecp5.pe_column_kind(16, "ecp5")
+    with pytest.raises(ValueError, match="pe_lut_columns must be an integer from 0 to pe_cols"):
+        dataclasses.replace(tiny, pe_lut_columns=tiny.pe_cols + 1)
     assert tiny.multiplier_kind("dw_taps", "infer") == "infer"
     assert set(LUT_MULTIPLIER_ROLES) <= set(MULTIPLIER_ROLES)
     with pytest.raises(ValueError, match="role must be one of"):

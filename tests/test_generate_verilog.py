@@ -160,3 +160,18 @@ def test_lint_fails_on_unwaived_warnings_only(tmp_path, verilator_exe):
                      "  always @* if (en) q = d;\nendmodule\n")
     with pytest.raises(RuntimeError, match="LATCH"):
         generate_verilog.lint(latch, "latch")
+
+
+def test_ecp5_engine_fits_the_dsp_budget(tmp_path):
+    """The ecp5 preset's LayerEngine, built as synth.py builds it (dsp="ecp5"), instantiates at
+    most the LFE5U-85F's 156 MULT18X18D, as many as the budget in hdl/config.py counts."""
+    if "engine" not in designs.available():
+        pytest.skip("no LayerEngine")
+    manifest = generate_verilog.generate("engine", "ecp5", tmp_path, dsp="ecp5")
+    text = (tmp_path / manifest["verilog"]).read_text()
+    dsps = re.findall(r"^\s*MULT18X18D\s+#\(", text, re.M)
+    config = preset("ecp5")
+    dsp_columns = config.pe_cols - config.pe_lut_columns
+    # PE array columns in DSPs + 4 per requantizer lane (PE and depthwise) + 12 per ADD lane
+    expected = config.lanes * dsp_columns + 4 * config.requant_lanes + 4 * config.lanes + 12
+    assert len(dsps) == expected <= 156
