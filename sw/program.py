@@ -189,9 +189,13 @@ class Program:
             # moves them per job, once the totals agree (they must: same descriptors, same DMA).
             _, golden = self.run(inputs, backend="golden")
             per_group = [[grp["dram_read_bytes"], grp["dram_write_bytes"]] for grp in golden["groups"]]
-            if [sum(t[0] for t in per_group), sum(t[1] for t in per_group)] == \
-                    [sum(t[0] for t in traffic), sum(t[1] for t in traffic)]:
-                traffic = per_group
+            expected = [sum(t[0] for t in per_group), sum(t[1] for t in per_group)]
+            moved = [sum(t[0] for t in traffic), sum(t[1] for t in traffic)]
+            if expected != moved:
+                raise DwfuseError(
+                    f"the RTL's DMA moved {moved[0]} bytes read / {moved[1]} written over the run, "
+                    f"but its descriptors (golden backend) move {expected[0]} / {expected[1]}")
+            traffic = per_group
         host_write = sum(self.buffers[i].size for i in self.graph.inputs if i in self.buffers)
         rep = self.report(traffic, host_write)
         for grp in rep["groups"]:

@@ -86,6 +86,29 @@ def test_whole_chains_prefetch_and_wait():
     assert sum(c["wr_bytes"] for c in results[0]["chains"]) + sum(w for _, w in host) == golden["dram_write_bytes"]
 
 
+def test_rtl_report_per_group_and_dma_bytes_disagreeing_raise(monkeypatch):
+    """Program.run(backend="rtl") splits a chain's DMA bytes per group as the descriptors move
+    them; a DMA that moved other byte counts is an error, not a silently different report."""
+    import dwfuse.verif.rtl_backend as rtl_backend
+    g, prog, x, ref, values = _program("mobilenet_v1_0.25_32", seed=5)
+    outputs, report = prog.run(x, backend="rtl")
+    assert np.array_equal(outputs[0], ref[0])
+    _, golden = prog.run(x, backend="golden")
+    assert [(grp["dram_read_bytes"], grp["dram_write_bytes"]) for grp in report["groups"]] == \
+        [(grp["dram_read_bytes"], grp["dram_write_bytes"]) for grp in golden["groups"]]
+    assert all(grp["cycles"] > 0 for grp in report["groups"] if grp["mode"] != "HOST")
+    real = rtl_backend.run_program
+
+    def one_burst_more(*args, **kwargs):
+        results, info = real(*args, **kwargs)
+        results[0]["chains"][0]["rd_bytes"] += SIM.bus_bytes
+        return results, info
+
+    monkeypatch.setattr(rtl_backend, "run_program", one_burst_more)
+    with pytest.raises(dwfuse.DwfuseError, match="DMA moved .* but its descriptors"):
+        prog.run(x, backend="rtl")
+
+
 def test_many_inputs_reuse_the_loaded_program():
     g, prog, _, _, _ = _program("mobilenet_v1_0.25_32")
     xs = [random_input(g.input_tensor(), seed) for seed in (1, 2)]
