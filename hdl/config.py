@@ -174,18 +174,21 @@ PRESETS = {
     # Lattice LFE5U-85F: 156 MULT18X18D, 208 x 18 Kbit DP16KD, 84k LUT4 (83,640 TRELLIS_COMB).
     #
     # DSP budget (all of LineBuffer + DepthwiseEngine + PointwiseArray + residual ADD):
-    #   PE array 8 x 16 int8 MACs             96 MULT18X18D (pe_lut_columns 4: 32 MACs in
-    #                                             LUTs, 211 LUT4-equivalents each, ~6.8k in all)
-    #   PE requantizers, 4 lanes x 4          16
+    #   PE array 8 x 16 int8 MACs             80 MULT18X18D (pe_lut_columns 6: 48 MACs in
+    #                                             LUTs, 211 LUT4-equivalents each, ~10.1k in all)
+    #   PE requantizers, 8 lanes x 4          32
     #   residual ADD, 1 lane x 3 x 4          12
     #   depthwise requantizer, 8 lanes x 4    32
     #   depthwise taps, 72 int9 x int8         0  (lut_multipliers "dw_taps": ~15.2k LUT4-eq.)
     #   total                                156 of 156
-    # Built with every multiplier in DSPs the datapath would need 260. Per-unit costs from
+    # Built with every multiplier in DSPs the datapath would need 276. Per-unit costs from
     # scripts/multiplier_cost.py: a DSP saved costs 211 LUT4-equivalents in a PE column or a
     # tap, ~630 in a requantizer (3,135 instead of 603 per lane). So the requantizers keep their
-    # DSPs and 4 PE columns go to LUTs. (Before: the depthwise requantizer in LUTs and the
-    # whole PE array in DSPs, 68.4k TRELLIS_COMB, 81 %, which did not route in a session.)
+    # DSPs and PE columns go to LUTs. 8 PE requantizer lanes (2 cycles per 16-channel tile
+    # instead of 4) keep narrow 1x1 convs (k_words 2-3: MobileNetV2's first expands) at one
+    # k-step per cycle instead of waiting for the drain. (Before: the depthwise requantizer in
+    # LUTs, the whole PE array in DSPs and 4 PE requantizers, 68.4k TRELLIS_COMB, 81 %, which
+    # did not route in a session.)
     #
     # Block RAM: line buffer 12 banks x 456 words x 64 bits = 24 DP16KD (512 x 36 each 2 wide),
     # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array ~136 (weight
@@ -201,10 +204,10 @@ PRESETS = {
     # tests/test_config.py), 4 slots. One residual-ADD lane (12 DSPs instead of 48):
     # MobileNetV2-1.0's residual projections have K >= 144, so their k_words >= 18 cycles per
     # tile already cover the ADD's 16 (narrower models' residual layers wait for the ADD).
-    "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=4, max_width=224, max_channels=1280,
+    "ecp5": Config(name="ecp5", lanes=8, pe_cols=16, requant_lanes=8, max_width=224, max_channels=1280,
                    line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
                    residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps",),
-                   pe_lut_columns=4),
+                   pe_lut_columns=6),
     # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
     # Line buffer sized as ecp5's: MobileNetV2-1.0-224's rows at 32 lanes need at most
     # ceil(112/3) * 3 = 114 words per bank (the default would be 3,000).

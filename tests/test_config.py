@@ -58,7 +58,7 @@ def test_multiplier_policy():
     assert ecp5.multiplier_kind("dw_requant", "ecp5") == "ecp5"
     assert ecp5.multiplier_kind("pe", "ecp5") == "ecp5"
     # the last pe_lut_columns PE columns are LUT-built
-    assert [ecp5.pe_column_kind(c, "ecp5") for c in range(16)] == ["ecp5"] * 12 + ["lut"] * 4
+    assert [ecp5.pe_column_kind(c, "ecp5") for c in range(16)] == ["ecp5"] * 10 + ["lut"] * 6
     assert {tiny.pe_column_kind(c, "infer") for c in range(tiny.pe_cols)} == {"infer"}
     with pytest.raises(ValueError, match="column must be in 0..15"):
         ecp5.pe_column_kind(16, "ecp5")

@@ -3,7 +3,7 @@
 
 The cocotb half is verif/tb_requant.py (four tests per configuration: edge cases, every shift,
 quantize_multiplier-derived scales, exact latency/throughput; random stalls on i and o).
-Lane counts: 1, the ecp5 preset's requant_lanes (4) and the b4096 preset's (16); the ECP5 DSP
+Lane counts: 1, the ecp5 preset's requant_lanes (8) and the b4096 preset's (16); the ECP5 DSP
 primitive variant (``dsp="ecp5"``) once, against the simulation model in verif/models.
 """
 
