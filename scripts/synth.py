@@ -141,7 +141,7 @@ def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | 
 
     ``abc`` (ecp5): ``"abc9"`` (synth_ecp5's default LUT mapping) or ``"abc"`` (``-noabc9``,
     the classic flow; Yosys 0.70's abc9 fails an assertion in ``abc9_ops -reintegrate`` on
-    some designs: the ecp5 LayerEngine of commit a0f16a2, 6 LUT-built PE columns).
+    some designs, e.g. the ecp5 LayerEngine with LUT-built PE columns).
     Writes netlist.json (ecp5), stat.json and yosys.log into ``work``.
     """
     if abc not in ("abc9", "abc"):
