@@ -135,19 +135,13 @@ def _read(path: Path) -> str:
 KEEP_DUPLICATES = "proc\nsetattr -set keep 1 w:*_dup* %ci1:+$dff[Q] w:*_dup* %d"
 
 
-def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | None = None,
-              abc: str = "abc9") -> float:
+def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | None = None) -> float:
     """Synthesise ``source`` (RTLIL, or Verilog by suffix) for ``target``.
 
-    ``abc`` (ecp5): ``"abc9"`` (synth_ecp5's default LUT mapping) or ``"abc"`` (``-noabc9``,
-    the classic flow; Yosys 0.70's abc9 fails an assertion in ``abc9_ops -reintegrate`` on
-    some designs, e.g. the ecp5 LayerEngine with LUT-built PE columns).
     Writes netlist.json (ecp5), stat.json and yosys.log into ``work``.
     """
-    if abc not in ("abc9", "abc"):
-        raise ValueError(f"abc must be 'abc9' or 'abc', not {abc!r}")
     if target == "ecp5":
-        synth = f"synth_ecp5 -top {top} -json netlist.json" + (" -noabc9" if abc == "abc" else "")
+        synth = f"synth_ecp5 -top {top} -json netlist.json"
     else:
         synth = f"synth_xilinx -family xcup -flatten -noiopad -top {top}"
     script = work / "synth.ys"
@@ -327,8 +321,6 @@ def main(argv=None) -> int:
                         help="multiplier kind (default: ecp5 for --target ecp5, infer for xcup)")
     parser.add_argument("--freq", type=float, default=150.0, help="ECP5 target clock, MHz")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    parser.add_argument("--abc", choices=("abc9", "abc"), default="abc9",
-                        help="ECP5 LUT mapping: synth_ecp5's abc9 (default) or -noabc9")
     parser.add_argument("--router", choices=("router1", "router2"),
                         help="nextpnr router (default: nextpnr's, router1); router2 routes the "
                              "full ecp5 engine (81 %% of the LUTs) far faster")
@@ -357,7 +349,6 @@ def main(argv=None) -> int:
         result["freq_target_mhz"] = args.freq
         result["seed"] = args.seed
         result["router"] = args.router or "router1 (nextpnr default)"
-        result["abc"] = args.abc
     else:
         result["device"] = {"family": "xcup", "flow": "synth_xilinx -family xcup -flatten -noiopad"}
 
@@ -387,8 +378,7 @@ def main(argv=None) -> int:
     try:
         for stale in ("netlist.json", "stat.json", "report.json", "nextpnr.log"):
             (work / stale).unlink(missing_ok=True)
-        result["seconds"]["yosys"] = round(
-            run_yosys(work, source, top, args.target, args.timeout, args.abc), 1)
+        result["seconds"]["yosys"] = round(run_yosys(work, source, top, args.target, args.timeout), 1)
         if args.target == "ecp5":
             result["seconds"]["nextpnr"] = round(
                 run_nextpnr_ecp5(work, args.freq, args.seed, args.timeout, args.router), 1)
