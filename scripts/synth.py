@@ -135,12 +135,29 @@ def _read(path: Path) -> str:
 KEEP_DUPLICATES = "proc\nsetattr -set keep 1 w:*_dup* %ci1:+$dff[Q] w:*_dup* %d"
 
 
-def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | None = None) -> float:
+#: ECP5 LUT mapping with Yosys's classic ``abc`` instead of synth_ecp5's ``abc9 -W 300`` (its
+#: ``map_luts`` step, replayed otherwise as is): Yosys 0.70's ``abc9_ops -reintegrate`` fails an
+#: assertion (``GetSize(conn.first) == GetSize(conn.second)``, rtlil.cc:3091) on the ecp5
+#: LayerEngine since the preset builds PE columns from LUTs (commit a0f16a2); the PE array,
+#: depthwise engine and line buffer alone map fine with abc9. ``abc -lut 4:7`` maps to LUT4s
+#: and the wide-LUT muxes (PFUMX, L6MUX21) as synth_ecp5 did before abc9 was its only flow.
+CLASSIC_LUT_MAP = ("check -latchonly -assert\ntechmap -map +/lattice/latches_map.v\n"
+                   "abc -dress -lut 4:7\nclean")
+
+
+def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | None = None,
+              lut_map: str = "abc9") -> float:
     """Synthesise ``source`` (RTLIL, or Verilog by suffix) for ``target``.
 
+    ``lut_map`` (ecp5): ``"abc9"`` (synth_ecp5 as is) or ``"abc"`` (`CLASSIC_LUT_MAP`).
     Writes netlist.json (ecp5), stat.json and yosys.log into ``work``.
     """
-    if target == "ecp5":
+    if lut_map not in ("abc9", "abc"):
+        raise ValueError(f"lut_map must be 'abc9' or 'abc', not {lut_map!r}")
+    if target == "ecp5" and lut_map == "abc":
+        synth = (f"synth_ecp5 -top {top} -run begin:map_luts\n{CLASSIC_LUT_MAP}\n"
+                 f"synth_ecp5 -top {top} -run map_cells: -json netlist.json")
+    elif target == "ecp5":
         synth = f"synth_ecp5 -top {top} -json netlist.json"
     else:
         synth = f"synth_xilinx -family xcup -flatten -noiopad -top {top}"
@@ -321,6 +338,9 @@ def main(argv=None) -> int:
                         help="multiplier kind (default: ecp5 for --target ecp5, infer for xcup)")
     parser.add_argument("--freq", type=float, default=150.0, help="ECP5 target clock, MHz")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--lut-map", choices=("abc9", "abc"), default="abc9",
+                        help="ECP5 LUT mapping: synth_ecp5's abc9 (default) or classic abc "
+                             "(CLASSIC_LUT_MAP: a workaround for an abc9 assertion)")
     parser.add_argument("--router", choices=("router1", "router2"),
                         help="nextpnr router (default: nextpnr's, router1); router2 routes the "
                              "full ecp5 engine (81 %% of the LUTs) far faster")
@@ -349,6 +369,7 @@ def main(argv=None) -> int:
         result["freq_target_mhz"] = args.freq
         result["seed"] = args.seed
         result["router"] = args.router or "router1 (nextpnr default)"
+        result["lut_map"] = args.lut_map
     else:
         result["device"] = {"family": "xcup", "flow": "synth_xilinx -family xcup -flatten -noiopad"}
 
@@ -378,7 +399,8 @@ def main(argv=None) -> int:
     try:
         for stale in ("netlist.json", "stat.json", "report.json", "nextpnr.log"):
             (work / stale).unlink(missing_ok=True)
-        result["seconds"]["yosys"] = round(run_yosys(work, source, top, args.target, args.timeout), 1)
+        result["seconds"]["yosys"] = round(
+            run_yosys(work, source, top, args.target, args.timeout, args.lut_map), 1)
         if args.target == "ecp5":
             result["seconds"]["nextpnr"] = round(
                 run_nextpnr_ecp5(work, args.freq, args.seed, args.timeout, args.router), 1)
