@@ -18,8 +18,12 @@ Dataflow (weight-stationary at the buffer level):
   input with TFLite ADD arithmetic (`ResidualAdd`), ``residual_lanes`` channels per cycle.
 
 Pipeline of one k-step: weight and pixel read addresses registered → `BlockRAM` reads (latency
-2, the DP16KD output register with ``dsp="ecp5"``) → the PE's operand registers → product register (`RegisteredMultiplier`: with
-``dsp="ecp5"`` both are the DSP's own) → ceil(log2 R) adder-tree levels, each registered →
+2, the DP16KD output register with ``dsp="ecp5"``; the weight buffer registers its inputs once
+more, per group of blocks) → for the pixels, a fabric register per pixel-buffer copy → in a
+column whose multiplier is faster than the slowest column's (DSP columns beside LUT columns),
+that many fabric registers per operand → the PE's operand registers → product register
+(`RegisteredMultiplier`: with ``dsp="ecp5"`` both are the DSP's own; LUT multipliers take
+longer) → ceil(log2 R) adder-tree levels, each registered →
 accumulator, whose k = 0 step loads the channel's bias instead of the old sum (so the
 requantizer needs no bias adder) → result FIFO → one drain register, which also picks the
 multiplier/shift slice read from the table RAM → `Requantizer` → (`ResidualAdd`) → a gather
@@ -40,6 +44,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from . import pipeline
 from .block_ram import BlockRAM
 from .config import Config
 from .multiplier import DSP_KINDS, RegisteredMultiplier
@@ -247,7 +252,20 @@ class PointwiseArray(wiring.Component):
     (max_out_channels/C rows).
 
     Measured (ecp5 preset, ``dsp="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
-    --design pointwise --router router2``, LFE5U-85F, synthesis harness): 156 MULT18X18D, 142
+    --design pointwise --router router2 --json build/synth/pointwise-ecp5-ecp5-<label>.json``,
+    LFE5U-85F, synthesis harness; Fmax, TRELLIS_COMB, flip-flops, MULT18X18D, DP16KD):
+
+    - ``opregs`` (preset of 8 requantizer lanes and 6 LUT columns): 95.6 MHz, 23.9k, 22.2k, 124,
+      146. Operand registers before the DSP columns (their delay to the LUT columns' latency,
+      moved from after the product), a fabric register per pixel copy, the weight read
+      address registered away from the issue logic, datapath registers reset-less and no
+      restart of the counters at start. Critical path: the requantizer's input ready to the
+      result FIFO's level (pop, a 4-bit adder, != 0: 7.9 ns of routing).
+    - ``lutcols`` (commit 4440439: 4 requantizer lanes, 4 LUT columns): 96.0 MHz, 17.8k, 18.0k,
+      124, 142. Critical path: the issue decision (k == k_words - 1) to the enable of the
+      weight read address, whose flip-flops sat by the weight buffer (4.6 ns net).
+
+    Earlier (all 16 columns in DSPs): 156 MULT18X18D, 142
     DP16KD, 12.1k TRELLIS_COMB, 11.5k flip-flops; 94.1 MHz. Critical path: a pixel RAM output
     to the DSPs of its 4 columns, spread over the device (9.6 ns of routing). Before: 89.2 MHz
     with amaranth's SyncFIFOBuffered as the result FIFO (the drain's advance loaded its 540-bit
@@ -277,10 +295,11 @@ class PointwiseArray(wiring.Component):
         probe._MustUse__silence = True   # built only to read its latency
         self._product_latency = (probe.latency if "lut" in self._column_kinds
                                  else RegisteredMultiplier.LATENCY)
-        # Pipeline depth: issue -> read address regs -> BRAM read (latch, output register) ->
-        # operand regs -> products -> tree.
+        # Pipeline depth: issue -> read address regs -> BRAM read (weights: input, latch and
+        # output registers; pixels: latch, output register and a copy register) -> operand regs
+        # -> products -> tree.
         self._tree_levels = ceil_log2(config.lanes)
-        self._sum_stage = 3 + self._product_latency + self._tree_levels
+        self._sum_stage = 4 + self._product_latency + self._tree_levels
         g = self._geometry
         # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
         round_trip = self._sum_stage + 4 + g.slices
@@ -333,15 +352,19 @@ class PointwiseArray(wiring.Component):
         kw_bits = ceil_log2(g.max_k_words)
 
         # ---- run control --------------------------------------------------------------------
-        run = Signal(lay.cfg)            # cfg latched at start
+        # Run parameters and every datapath register are reset-less: only control state
+        # (valid bits, counters, credits) sits on the reset net, which spans the device.
+        run = Signal(lay.cfg, reset_less=True)   # cfg latched at start
         NX = self._contexts
         if NX == 1:   # one context: the cfg's own fields, weights and tables from address 0
             ctxs, new_ctxs = [run], [self.cfg]
         else:
             ctxs = [run.ctx[n] for n in range(NX)]
             new_ctxs = [self.cfg.ctx[n] for n in range(NX)]
-        kw_last = [Signal(range(max(2, g.max_k_words)), name=f"kw_last{n}") for n in range(NX)]
-        tiles_last = [Signal(range(max(2, g.max_tiles)), name=f"tiles_last{n}") for n in range(NX)]
+        kw_last = [Signal(range(max(2, g.max_k_words)), name=f"kw_last{n}", reset_less=True)
+                   for n in range(NX)]
+        tiles_last = [Signal(range(max(2, g.max_tiles)), name=f"tiles_last{n}", reset_less=True)
+                      for n in range(NX)]
         wbase = [ctx.weight_base if NX > 1 else 0 for ctx in ctxs]
         tbase = [ctx.table_base if NX > 1 else 0 for ctx in ctxs]
 
@@ -457,21 +480,30 @@ class PointwiseArray(wiring.Component):
         t = Signal(range(max(2, g.max_tiles)))
         waddr = Signal(range(cfgc.weight_words))   # relative to the context's weight_base
         rd_half = Signal()
-        credits = Signal(range(self._fifo_depth + 1))
+        credits = Signal(range(self._fifo_depth + 1), init=self._fifo_depth)
         cur = ctx_px.bit_select(rd_half, 1) if NX > 1 else 0   # context of the pixel in compute
         is_lastk = k == sel(cur, kw_last)
         is_last_tile = t == sel(cur, tiles_last)
+        has_credit = Signal(init=1)   # credits != 0, as a flip-flop
         issue = Signal()
-        m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | (credits != 0)))
+        m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | has_credit))
 
-        # Both words arrive 3 cycles after the issue: the weight buffer registers its read
-        # address itself; the pixel read address is registered here (so that a pixel's last
-        # word, written the cycle after it is taken, has landed before its first read).
+        # Both words arrive 4 cycles after the issue. The weight read address is registered
+        # here (a copy of waddr without enable: waddr's own flip-flops, loaded on `issue`, stay
+        # by the issue logic instead of being pulled towards the weight buffer's 15 address
+        # registers, a 4.6 ns net measured at 96.0 MHz), then the weight buffer registers it
+        # again per group of blocks. The pixel read address is registered here too (so that a
+        # pixel's last word, written the cycle after it is taken, has landed before its first
+        # read), and each pixel copy's output is registered once in the fabric (`x_copy*`).
+        w_raddr = Signal.like(wmem.r_addr, reset_less=True)
         p_raddr = Signal(kw_bits + 1, reset_less=True)
-        m.d.sync += p_raddr.eq(Cat(k[:kw_bits], rd_half))
-        m.d.comb += wmem.r_addr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr)
+        m.d.sync += [w_raddr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr),
+                     p_raddr.eq(Cat(k[:kw_bits], rd_half))]
+        m.d.comb += wmem.r_addr.eq(w_raddr)
         m.d.comb += [pm.r_addr.eq(p_raddr) for pm in pmems]
-        assert wmem.latency == 1 + pmems[0].latency
+        x_copies = [pipeline.delay(m, 1, f"x_copy{n}", pm.r_data.shape(), pm.r_data, 1)
+                    for n, pm in enumerate(pmems)]
+        assert 1 + wmem.latency == 1 + pmems[0].latency + 1
 
         tags = [None, Signal(tag_layout, name="tag1")]
         m.d.sync += [
@@ -499,34 +531,39 @@ class PointwiseArray(wiring.Component):
         for n in range(2, self._sum_stage + 1):
             tags.append(Signal(tag_layout, name=f"tag{n}"))
             m.d.sync += tags[n].eq(tags[n - 1])
-        # The RAM outputs (registered: `BlockRAM`) go straight to each PE: operand registers and
+        # The RAM outputs (registered: `BlockRAM`) reach each PE's operand registers and
         # product register around one multiplier (a DSP with its own registers when
-        # dsp="ecp5").
+        # dsp="ecp5"). A column whose multiplier is faster than the slowest column's (a DSP
+        # column beside LUT columns) takes its extra cycles as fabric registers *before* the
+        # multiplier, one copy per column (``*_dup*``: kept apart in synthesis): the placer
+        # then puts them between the block RAM and the DSP, which are spread over the device
+        # (a RAM output straight into the DSPs of 4 columns measured 9.6 ns of routing).
         w1 = wmem.r_data
         sums = []
         for c in range(C):
-            x1 = pmems[c * copies // C].r_data
+            x1 = x_copies[c * copies // C]
             level = []
             for r in range(R):
                 pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(
                     signed(9), signed(8), dsp=self._column_kinds[c])
-                m.d.comb += [pe.a.eq(x1[r]), pe.b.eq(w1[c][r])]
-                product = pe.p
-                for d in range(self._product_latency - pe.latency):
-                    product, prev = Signal(pe.p.shape(), name=f"p_c{c}_r{r}_d{d + 1}",
-                                           reset_less=True), product
-                    m.d.sync += product.eq(prev)
-                level.append(product)
+                extra = self._product_latency - pe.latency
+                m.d.comb += [
+                    pe.a.eq(pipeline.delay(m, 1, f"x_c{c}_r{r}_dup", signed(9), x1[r], extra)),
+                    pe.b.eq(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[c][r], extra)),
+                ]
+                level.append(pe.p)
             depth = 0
             while len(level) > 1:
                 depth += 1
                 nxt = []
                 for a in range(0, len(level) - 1, 2):
-                    s = Signal(signed(17 + depth), name=f"s_c{c}_l{depth}_{a // 2}")
+                    s = Signal(signed(17 + depth), name=f"s_c{c}_l{depth}_{a // 2}",
+                               reset_less=True)
                     m.d.sync += s.eq(level[a] + level[a + 1])
                     nxt.append(s)
                 if len(level) % 2:
-                    s = Signal(signed(17 + depth), name=f"s_c{c}_l{depth}_{len(level) // 2}")
+                    s = Signal(signed(17 + depth), name=f"s_c{c}_l{depth}_{len(level) // 2}",
+                               reset_less=True)
                     m.d.sync += s.eq(level[-1])
                     nxt.append(s)
                 level = nxt
@@ -536,9 +573,9 @@ class PointwiseArray(wiring.Component):
         tag_s = tags[self._sum_stage]
         m.d.comb += bmem.r_addr.eq(tags[self._sum_stage - bmem.latency].t)
         bias = bmem.r_data
-        acc = Signal(data.ArrayLayout(signed(32), C))
+        acc = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
         done = Signal()
-        done_tag = Signal(tag_layout)
+        done_tag = Signal(tag_layout, reset_less=True)
         with m.If(tag_s.valid):
             for c in range(C):
                 m.d.sync += acc[c].eq(Mux(tag_s.first, bias[c], acc[c]) + sums[c])
@@ -572,18 +609,16 @@ class PointwiseArray(wiring.Component):
             m.d.sync += f_wptr.eq(Mux(f_wptr == depth - 1, 0, f_wptr + 1))
         with m.If(pop):
             m.d.sync += f_rptr.eq(Mux(f_rptr == depth - 1, 0, f_rptr + 1))
-        with m.If(go):
-            m.d.sync += credits.eq(self._fifo_depth)
-        with m.Else():
-            m.d.sync += credits.eq(credits - (issue & is_lastk) + pop)
+        credits_next = credits - (issue & is_lastk) + pop
+        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
 
         # ---- drain: RL channels per cycle into the requantizers -----------------------------
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
         j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
         d1_valid = Signal()
-        d1_acc = Signal(data.ArrayLayout(signed(32), RL))
-        d1_last = Signal()
-        d1_ctx = Signal()
+        d1_acc = Signal(data.ArrayLayout(signed(32), RL), reset_less=True)
+        d1_last = Signal(reset_less=True)
+        d1_ctx = Signal(reset_less=True)
         s_rd = smem.read_port()
         adv = Signal()
         m.d.comb += [
@@ -626,7 +661,7 @@ class PointwiseArray(wiring.Component):
         AL = cfgc.residual_lanes or RL
         U, NA = RL // AL, C // AL
         radd = m.submodules.residual_add = ResidualAdd(AL, lay.tag, dsp=self._dsp)
-        rw = Signal(data.ArrayLayout(signed(8), C))   # the current residual word
+        rw = Signal(data.ArrayLayout(signed(8), C), reset_less=True)   # the current residual word
         rw_valid = Signal()
         u = Signal(range(max(2, U)))  # counters are never 0 bits wide (Verilator)
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
@@ -657,9 +692,9 @@ class PointwiseArray(wiring.Component):
         # ---- gather slices (requantized, or after the ADD) into one output word --------------
         gj = Signal(range(max(2, S)))   # position in RL-lane slices (requantizer path)
         ga = Signal(range(max(2, NA)))  # position in AL-lane slices (ADD path)
-        gword = Signal(data.ArrayLayout(signed(8), C))
+        gword = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
         o_valid = Signal()
-        o_last = Signal()
+        o_last = Signal(reset_less=True)
         src_ready = Signal()
         take_rq = Signal()
         take_add = Signal()
@@ -684,13 +719,13 @@ class PointwiseArray(wiring.Component):
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
         with m.If(o_valid & self.o.ready & o_last):
-            m.d.sync += busy.eq(0)
+            m.d.sync += [busy.eq(0), in_done.eq(0)]
 
         # ---- context 1: its own gather register and port, so its results never wait behind
         # the ADD's pipeline (nor the ADD behind them)
         gx = Signal(range(max(2, S)))
         if NX > 1:
-            gxword = Signal(data.ArrayLayout(signed(8), C))
+            gxword = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
             ox_valid = Signal()
             take_x = beat_x & rq.o.valid & srcx_ready
             m.d.comb += [
@@ -707,11 +742,9 @@ class PointwiseArray(wiring.Component):
                 with m.Else():
                     m.d.sync += gx.eq(gx + 1)
 
-        # ---- restart state at start ---------------------------------------------------------
-        with m.If(go):
-            m.d.sync += [
-                full.eq(0), last_px.eq(0), wr_half.eq(0), wk.eq(0), in_done.eq(0),
-                k.eq(0), t.eq(0), waddr.eq(0), rd_half.eq(0),
-                j.eq(0), gj.eq(0), ga.eq(0), gx.eq(0), u.eq(0), rj.eq(0), rw_valid.eq(0),
-            ]
+        # No state is restarted at start: every counter, the pixel-buffer halves and the
+        # credits are back at their idle values when a run ends (its last output word has
+        # left, so every pixel was read and every result drained), and the domain reset
+        # covers an aborted run (the top resets the datapath). `go` reaches only busy and the
+        # parameter registers' enables, never a reset net.
         return m
