@@ -174,6 +174,14 @@ def pack_tables(bias, multiplier, shift, config):
     return rows
 
 
+def _count_thermometer(m, code, *, up, down):
+    """Count ``code`` (bit n set while the count exceeds n) up and down by 1-bit signals."""
+    with m.If(up & ~down):
+        m.d.sync += code.eq(Cat(1, code[:-1]))
+    with m.Elif(down & ~up):
+        m.d.sync += code.eq(Cat(code[1:], 0))
+
+
 class PointwiseArray(wiring.Component):
     """R x C int8 PE array with weight buffer, double-buffered pixel buffer and requantization.
 
@@ -400,8 +408,11 @@ class PointwiseArray(wiring.Component):
                  for _ in range(copies)]
         for n, pm in enumerate(pmems):
             m.submodules[f"pixels{n}"] = pm
+        # The table RAMs take registered writes (the bias buffer its inputs, per group of
+        # blocks): the write decision (tload.valid & ~busy) would otherwise reach their 24
+        # DP16KD (ecp5 preset), spread over the device, in the same cycle.
         bmem = m.submodules.bias = BlockRAM(
-            data.ArrayLayout(signed(32), C), g.max_tiles, primitive=ram)
+            data.ArrayLayout(signed(32), C), g.max_tiles, primitive=ram, input_regs=True)
         # Multiplier/shift rows of requant_lanes channels, row (t << j_bits) | j: the drain reads
         # exactly the slice it sends, so the RAM output needs no mux before a register.
         j_bits = ceil_log2(S)
@@ -420,6 +431,8 @@ class PointwiseArray(wiring.Component):
         # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
         b_wr = SimpleNamespace(addr=bmem.w_addr, data=bmem.w_data, en=bmem.w_en)
         s_wr = smem.write_port()
+        s_wq = SimpleNamespace(addr=Signal.like(s_wr.addr, reset_less=True),
+                               data=Signal(smem.shape, reset_less=True), en=Signal())
         tl = self.tload.payload
         tj = Signal(range(max(2, S)))
         t_wr = Signal()
@@ -427,10 +440,13 @@ class PointwiseArray(wiring.Component):
             t_wr.eq(self.tload.valid & ~busy),
             self.tload.ready.eq(t_wr & (tj == S - 1)),
             b_wr.addr.eq(tl.addr), b_wr.data.eq(tl.bias), b_wr.en.eq(t_wr),
-            s_wr.addr.eq(Cat(tj[:j_bits], tl.addr)),
-            s_wr.data.multiplier.eq(Cat(tl.multiplier).word_select(tj, RL * 32)),
-            s_wr.data.shift.eq(Cat(tl.shift).word_select(tj, RL * 6)),
-            s_wr.en.eq(t_wr),
+            s_wr.addr.eq(s_wq.addr), s_wr.data.eq(s_wq.data), s_wr.en.eq(s_wq.en),
+        ]
+        m.d.sync += [
+            s_wq.addr.eq(Cat(tj[:j_bits], tl.addr)),
+            s_wq.data.multiplier.eq(Cat(tl.multiplier).word_select(tj, RL * 32)),
+            s_wq.data.shift.eq(Cat(tl.shift).word_select(tj, RL * 6)),
+            s_wq.en.eq(t_wr),
         ]
         with m.If(t_wr):
             m.d.sync += tj.eq(Mux(tj == S - 1, 0, tj + 1))
@@ -480,13 +496,15 @@ class PointwiseArray(wiring.Component):
         t = Signal(range(max(2, g.max_tiles)))
         waddr = Signal(range(cfgc.weight_words))   # relative to the context's weight_base
         rd_half = Signal()
-        credits = Signal(range(self._fifo_depth + 1), init=self._fifo_depth)
+        # Credits as a thermometer code (bit n set while more than n are left): counting is
+        # one LUT level per bit and "any left" is bit 0, a flip-flop (a 4-bit counter's
+        # adder and compare behind the drain's pop measured 7.9 ns of routing).
+        credits = Signal(self._fifo_depth, init=(1 << self._fifo_depth) - 1)
         cur = ctx_px.bit_select(rd_half, 1) if NX > 1 else 0   # context of the pixel in compute
         is_lastk = k == sel(cur, kw_last)
         is_last_tile = t == sel(cur, tiles_last)
-        has_credit = Signal(init=1)   # credits != 0, as a flip-flop
         issue = Signal()
-        m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | has_credit))
+        m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | credits[0]))
 
         # Both words arrive 4 cycles after the issue. The weight read address is registered
         # here (a copy of waddr without enable: waddr's own flip-flops, loaded on `issue`, stay
@@ -576,9 +594,16 @@ class PointwiseArray(wiring.Component):
         acc = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
         done = Signal()
         done_tag = Signal(tag_layout, reset_less=True)
-        with m.If(tag_s.valid):
-            for c in range(C):
-                m.d.sync += acc[c].eq(Mux(tag_s.first, bias[c], acc[c]) + sums[c])
+        # Each column's accumulator loads on its own copy of the tag's valid and first bits
+        # (``*_dup*``, kept apart in synthesis): the columns sit by their DSPs, spread over the
+        # device, and one flip-flop would drive 2 x 32 x C loads across it.
+        tag_p = tags[self._sum_stage - 1]
+        for c in range(C):
+            acc_en = Signal(name=f"acc_en_c{c}_dup", reset_less=True)
+            acc_first = Signal(name=f"acc_first_c{c}_dup", reset_less=True)
+            m.d.sync += [acc_en.eq(tag_p.valid), acc_first.eq(tag_p.first)]
+            with m.If(acc_en):
+                m.d.sync += acc[c].eq(Mux(acc_first, bias[c], acc[c]) + sums[c])
         m.d.sync += [done.eq(tag_s.valid & tag_s.lastk), done_tag.eq(tag_s)]
 
         # ---- result FIFO and credits --------------------------------------------------------
@@ -594,8 +619,8 @@ class PointwiseArray(wiring.Component):
         f_wr, f_rd = results.write_port(), results.read_port(domain="comb")
         f_wptr = Signal(range(depth))
         f_rptr = Signal(range(depth))
-        f_level = Signal(range(depth + 1))
-        f_rdy = Signal()   # f_level != 0, as a flip-flop
+        f_fill = Signal(depth)   # entries held, as a thermometer code (like the credits)
+        f_rdy = f_fill[0]
         pop = Signal()
         m.d.comb += [
             f_wr.en.eq(done), f_wr.addr.eq(f_wptr),
@@ -603,14 +628,12 @@ class PointwiseArray(wiring.Component):
             f_rd.addr.eq(f_rptr),
         ]
         head = data.View(entry, f_rd.data)
-        level_next = f_level + done - pop
-        m.d.sync += [f_level.eq(level_next), f_rdy.eq(level_next != 0)]
+        _count_thermometer(m, f_fill, up=done, down=pop)
         with m.If(done):
             m.d.sync += f_wptr.eq(Mux(f_wptr == depth - 1, 0, f_wptr + 1))
         with m.If(pop):
             m.d.sync += f_rptr.eq(Mux(f_rptr == depth - 1, 0, f_rptr + 1))
-        credits_next = credits - (issue & is_lastk) + pop
-        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
+        _count_thermometer(m, credits, up=pop, down=issue & is_lastk)
 
         # ---- drain: RL channels per cycle into the requantizers -----------------------------
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
