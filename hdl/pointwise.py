@@ -19,11 +19,11 @@ Dataflow (weight-stationary at the buffer level):
 
 Pipeline of one k-step: weight and pixel read addresses registered → `BlockRAM` reads (latency
 2, the DP16KD output register with ``dsp="ecp5"``; the weight buffer registers its inputs once
-more, per group of blocks) → for the pixels, a fabric register per pixel-buffer copy → in a
-column whose multiplier is faster than the slowest column's (DSP columns beside LUT columns),
-that many fabric registers per operand → the PE's operand registers → product register
-(`RegisteredMultiplier`: with ``dsp="ecp5"`` both are the DSP's own; LUT multipliers take
-longer) → ceil(log2 R) adder-tree levels, each registered →
+more, per group of blocks) → for the pixels, a fabric register per pixel-buffer copy → the PE's
+operand registers → product register (`RegisteredMultiplier`: with ``dsp="ecp5"`` both are the
+DSP's own; LUT multipliers take longer, and a column with a faster multiplier adds as many
+fabric registers, half before the multiplier and half after it) → ceil(log2 R) adder-tree
+levels, each registered →
 accumulator, whose k = 0 step loads the channel's bias instead of the old sum (so the
 requantizer needs no bias adder) → result FIFO → one drain register, which also picks the
 multiplier/shift slice read from the table RAM → `Requantizer` → (`ResidualAdd`) → a gather
@@ -263,6 +263,10 @@ class PointwiseArray(wiring.Component):
     --design pointwise --router router2 --json build/synth/pointwise-ecp5-ecp5-<label>.json``,
     LFE5U-85F, synthesis harness; Fmax, TRELLIS_COMB, flip-flops, MULT18X18D, DP16KD):
 
+    - ``therm``: 111.1 MHz, 24.0k, 22.6k, 124, 146. Credits and result-FIFO level as
+      thermometer codes, per-column copies of the accumulator's valid/first, registered table
+      writes. Critical path: a DSP's product into its column's first adder, placed far away
+      (6.9 ns of routing; the DSP columns' extra registers were all before the multiplier).
     - ``opregs`` (preset of 8 requantizer lanes and 6 LUT columns): 95.6 MHz, 23.9k, 22.2k, 124,
       146. Operand registers before the DSP columns (their delay to the LUT columns' latency,
       moved from after the product), a fabric register per pixel copy, the weight read
@@ -552,10 +556,12 @@ class PointwiseArray(wiring.Component):
         # The RAM outputs (registered: `BlockRAM`) reach each PE's operand registers and
         # product register around one multiplier (a DSP with its own registers when
         # dsp="ecp5"). A column whose multiplier is faster than the slowest column's (a DSP
-        # column beside LUT columns) takes its extra cycles as fabric registers *before* the
-        # multiplier, one copy per column (``*_dup*``: kept apart in synthesis): the placer
-        # then puts them between the block RAM and the DSP, which are spread over the device
-        # (a RAM output straight into the DSPs of 4 columns measured 9.6 ns of routing).
+        # column beside LUT columns) takes its extra cycles as fabric registers, half of them
+        # (rounded up) before the multiplier, one copy per column (``*_dup*``: kept apart in
+        # synthesis), the rest after it: the placer then puts them between the block RAMs, the
+        # DSP and the column's adder tree, which are spread over the device (a RAM output
+        # straight into the DSPs of 4 columns measured 9.6 ns of routing, a DSP output straight
+        # into its adder tree 6.9 ns).
         w1 = wmem.r_data
         sums = []
         for c in range(C):
@@ -565,11 +571,13 @@ class PointwiseArray(wiring.Component):
                 pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(
                     signed(9), signed(8), dsp=self._column_kinds[c])
                 extra = self._product_latency - pe.latency
+                before = extra - extra // 2
                 m.d.comb += [
-                    pe.a.eq(pipeline.delay(m, 1, f"x_c{c}_r{r}_dup", signed(9), x1[r], extra)),
-                    pe.b.eq(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[c][r], extra)),
+                    pe.a.eq(pipeline.delay(m, 1, f"x_c{c}_r{r}_dup", signed(9), x1[r], before)),
+                    pe.b.eq(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[c][r], before)),
                 ]
-                level.append(pe.p)
+                level.append(pipeline.delay(m, 1, f"p_c{c}_r{r}", pe.p.shape(), pe.p,
+                                            extra - before))
             depth = 0
             while len(level) > 1:
                 depth += 1
