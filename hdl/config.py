@@ -191,13 +191,15 @@ PRESETS = {
     # did not route in a session.)
     #
     # Block RAM: line buffer 12 banks x 456 words x 64 bits = 24 DP16KD (512 x 36 each 2 wide),
-    # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array ~136 (weight
-    # buffer 2048 x 1024 bits = 114 at 2048 x 9, pixels, bias, scale): 193 of 208.
+    # depthwise parameters 33 (weights 16, bias 8, multiplier/shift 9), PE array 146 (weight
+    # buffer 2048 x 1024 bits = 114 at 2048 x 9, pixels, bias, scale of 8 lanes): 203 of 208.
     #
-    # Measured (scripts/synth.py --config ecp5 --target ecp5, design "engine" = LayerEngine in
-    # the synthesis harness; Yosys cells of the 1 Dec. 16:30 build, before the depthwise output
-    # FIFO and the registered RAM writes): 156 MULT18X18D, 193 DP16KD, 38.6k LUT4 + 11.1k CCU2C
-    # (68.4k of 83.6k TRELLIS_COMB, 81 %), 41.8k flip-flops. See build/synth/*.json.
+    # Measured (scripts/synth.py --config ecp5 --target ecp5 --design engine --lut-map abc
+    # --router router2, LayerEngine in the synthesis harness, at commit 2f509b1): 156
+    # MULT18X18D, 203 DP16KD (97 %), 57.5k TRELLIS_COMB (68 %; 68.4k, 81 %, with the depthwise
+    # requantizer in LUTs and all PE columns in DSPs), 41.6k flip-flops. It places (HeAP 490 s +
+    # annealing 571 s); router2 did not converge within the session (28-30k overused wires from
+    # its 6th to 10th iteration). See build/synth/*.json.
     #
     # Line buffer sized for MobileNetV2-1.0-224 (line_bank_depth 456: the widest expanded row,
     # 112 px x 96 ch, needs ceil(112/3) * 12 words; every other 3x3 input row needs fewer, see
