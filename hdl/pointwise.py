@@ -26,10 +26,12 @@ fabric registers, half before the multiplier and half after it) → ceil(log2 R)
 levels, each registered →
 accumulator, whose k = 0 step loads the channel's bias instead of the old sum (so the
 requantizer needs no bias adder) → result FIFO → one drain register, which also picks the
-multiplier/shift slice read from the table RAM → `Requantizer` → (`ResidualAdd`) → a gather
-register assembling the C-channel output word. Only the drain and later stages see
-backpressure; the MAC pipeline never stalls, because a tile's last k-step issues only against
-a credit for a free result-FIFO entry.
+multiplier/shift slice read from the table RAM → `Requantizer` → requantized FIFO →
+(`ResidualAdd`) → a gather register assembling the C-channel output word. Only the drain and
+the stages after the requantized FIFO see backpressure: the MAC pipeline never stalls, because
+a tile's last k-step issues only against a credit for a free result-FIFO entry, and neither
+does the requantizer, because the drain sends a beat only against a credit for a free
+requantized-FIFO entry.
 
 Every size comes from `Config`; the weight-word layout is defined once by `pack_weights` (shared
 with the compiler and the tests).
@@ -244,9 +246,9 @@ class PointwiseArray(wiring.Component):
     result FIFO). A ``residual`` run drains ``residual_lanes`` channels per cycle instead:
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
-    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 28 cycles
-    to the first output on the tiny preset (one more per extra adder-tree level, one more when
-    the Config builds columns from LUTs: their multipliers have latency 3), about
+    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 30 cycles
+    to the first output on the tiny preset (one more per extra adder-tree level, and when the
+    Config builds columns from LUTs, the LUT multipliers' extra latency), about
     `ResidualAdd`'s latency more with the ADD (see
     tests/test_pointwise.py::test_cycles_without_stalls).
 
@@ -263,6 +265,10 @@ class PointwiseArray(wiring.Component):
     --design pointwise --router router2 --json build/synth/pointwise-ecp5-ecp5-<label>.json``,
     LFE5U-85F, synthesis harness; Fmax, TRELLIS_COMB, flip-flops, MULT18X18D, DP16KD):
 
+    - ``split``: 71.0 MHz, 24.0k, 22.1k, 124, 146. The DSP columns' extra registers half
+      before, half after the multiplier. Critical path: inside the 8-lane `Requantizer`, its
+      pipeline enable (one flip-flop, ~skid_valid) to the clock enables of its 32 DSPs (13.1
+      ns of routing; placement-dependent: not critical in ``therm``).
     - ``therm``: 111.1 MHz, 24.0k, 22.6k, 124, 146. Credits and result-FIFO level as
       thermometer codes, per-column copies of the accumulator's valid/first, registered table
       writes. Critical path: a DSP's product into its column's first adder, placed far away
@@ -644,33 +650,35 @@ class PointwiseArray(wiring.Component):
         _count_thermometer(m, credits, up=pop, down=issue & is_lastk)
 
         # ---- drain: RL channels per cycle into the requantizers -----------------------------
+        # The requantizer never stalls: its output goes into a FIFO (`requantized`) that the
+        # drain reserves an entry of before it sends a beat (credits as a thermometer code),
+        # and its o.ready is the constant 1, so synthesis removes its pipeline enable (one
+        # flip-flop driving the clock enables of 4 x requant_lanes DSPs and ~680 flip-flops per
+        # lane, spread over the device: 13.1 ns of routing with 8 lanes). Backpressure stops
+        # at the drain.
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
+        qdepth = rq.latency + 4   # covers the credit's round trip: one beat per cycle
+        q_credits = Signal(qdepth, init=(1 << qdepth) - 1)
         j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
         d1_valid = Signal()
         d1_acc = Signal(data.ArrayLayout(signed(32), RL), reset_less=True)
         d1_last = Signal(reset_less=True)
         d1_ctx = Signal(reset_less=True)
-        s_rd = smem.read_port()
+        s_rd = smem.read_port()   # read every cycle: its data matters only with d1_valid
         adv = Signal()
         m.d.comb += [
-            adv.eq(f_rdy & (~d1_valid | rq.i.ready)),
+            adv.eq(f_rdy & q_credits[0]),
             s_rd.addr.eq(Cat(j[:j_bits], head.t)),
-            s_rd.en.eq(adv),
             pop.eq(adv & (j == S - 1)),
         ]
+        m.d.sync += [   # payload loaded every cycle: no enable
+            d1_valid.eq(adv),
+            d1_acc.eq(Cat(head.acc).word_select(j, RL * 32)),
+            d1_last.eq(head.last & (j == S - 1)),
+            d1_ctx.eq(head.ctx),
+        ]
         with m.If(adv):
-            m.d.sync += [
-                d1_valid.eq(1),
-                d1_acc.eq(Cat(head.acc).word_select(j, RL * 32)),
-                d1_last.eq(head.last & (j == S - 1)),
-                d1_ctx.eq(head.ctx),
-            ]
-            with m.If(j == S - 1):
-                m.d.sync += j.eq(0)
-            with m.Else():
-                m.d.sync += j.eq(j + 1)
-        with m.Elif(rq.i.ready):
-            m.d.sync += d1_valid.eq(0)
+            m.d.sync += j.eq(Mux(j == S - 1, 0, j + 1))
 
         rqi = rq.i.payload
         m.d.comb += [
@@ -682,9 +690,34 @@ class PointwiseArray(wiring.Component):
             rqi.act_min.eq(sel(d1_ctx, [c.act_min for c in ctxs])),
             rqi.act_max.eq(sel(d1_ctx, [c.act_max for c in ctxs])),
             rqi.tag.last.eq(d1_last),
+            rq.o.ready.eq(1),
         ]
         if NX > 1:
             m.d.comb += rqi.tag.ctx.eq(d1_ctx)
+
+        # The requantized FIFO: a distributed RAM read at its head, like the result FIFO.
+        qlay = data.StructLayout({"data": data.ArrayLayout(signed(8), RL), "last": 1, "ctx": 1})
+        qmem = m.submodules.requantized = Memory(shape=qlay, depth=qdepth, init=[])
+        q_wr, q_rd = qmem.write_port(), qmem.read_port(domain="comb")
+        q_wptr = Signal(range(qdepth))
+        q_rptr = Signal(range(qdepth))
+        q_fill = Signal(qdepth)   # entries held, as a thermometer code
+        q_valid = q_fill[0]
+        q_pop = Signal()
+        q = q_rd.data
+        m.d.comb += [
+            q_wr.en.eq(rq.o.valid), q_wr.addr.eq(q_wptr),
+            q_wr.data.data.eq(rq.o.payload.data), q_wr.data.last.eq(rq.o.payload.tag.last),
+            q_rd.addr.eq(q_rptr),
+        ]
+        if NX > 1:
+            m.d.comb += q_wr.data.ctx.eq(rq.o.payload.tag.ctx)
+        with m.If(rq.o.valid):
+            m.d.sync += q_wptr.eq(Mux(q_wptr == qdepth - 1, 0, q_wptr + 1))
+        with m.If(q_pop):
+            m.d.sync += q_rptr.eq(Mux(q_rptr == qdepth - 1, 0, q_rptr + 1))
+        _count_thermometer(m, q_fill, up=rq.o.valid, down=q_pop)
+        _count_thermometer(m, q_credits, up=q_pop, down=adv)
 
         # ---- optional residual ADD: AL lanes per cycle behind the requantizers ---------------
         # Each requantized beat (RL lanes) is split into U = RL/AL sub-beats; the residual word
@@ -698,14 +731,14 @@ class PointwiseArray(wiring.Component):
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
         use_res = run.residual
         # Context 1's results leave on ox and never see the ADD (the ADD is context 0's).
-        beat_x = rq.o.payload.tag.ctx if NX > 1 else 0
+        beat_x = q.ctx if NX > 1 else 0
         join = Signal()
         m.d.comb += [
             radd.params.a_zp.eq(ctxs[0].out_zp),
-            radd.i.valid.eq(use_res & rq.o.valid & ~beat_x & rw_valid),
-            radd.i.payload.a.eq(rq.o.payload.data.as_value().word_select(u, AL * 8)),
+            radd.i.valid.eq(use_res & q_valid & ~beat_x & rw_valid),
+            radd.i.payload.a.eq(q.data.as_value().word_select(u, AL * 8)),
             radd.i.payload.b.eq(rw.as_value().word_select(rj, AL * 8)),
-            radd.i.payload.tag.last.eq(rq.o.payload.tag.last & (u == U - 1)),
+            radd.i.payload.tag.last.eq(q.last & (u == U - 1)),
             join.eq(radd.i.valid & radd.i.ready),
             self.res.ready.eq(busy & use_res & (~rw_valid | (join & (rj == NA - 1)))),
         ]
@@ -732,9 +765,9 @@ class PointwiseArray(wiring.Component):
         srcx_ready = Signal()
         m.d.comb += [
             src_ready.eq(~o_valid | self.o.ready),
-            rq.o.ready.eq(Mux(beat_x, srcx_ready, Mux(use_res, join & (u == U - 1), src_ready))),
+            q_pop.eq(q_valid & Mux(beat_x, srcx_ready, Mux(use_res, join & (u == U - 1), src_ready))),
             radd.o.ready.eq(use_res & src_ready),
-            take_rq.eq(~use_res & ~beat_x & rq.o.valid & src_ready),
+            take_rq.eq(~use_res & ~beat_x & q_valid & src_ready),
             take_add.eq(use_res & radd.o.valid & src_ready),
             self.o.valid.eq(o_valid),
             self.o.payload.data.eq(gword),
@@ -742,11 +775,13 @@ class PointwiseArray(wiring.Component):
         ]
         with m.If(self.o.ready):
             m.d.sync += o_valid.eq(0)
-        for take, pos, lanes, src in ((take_rq, gj, RL, rq.o), (take_add, ga, AL, radd.o)):
+        for take, pos, lanes, beat, last in ((take_rq, gj, RL, q.data, q.last),
+                                             (take_add, ga, AL, radd.o.payload.data,
+                                              radd.o.payload.tag.last)):
             with m.If(take):
-                m.d.sync += gword.as_value().word_select(pos, lanes * 8).eq(src.payload.data)
+                m.d.sync += gword.as_value().word_select(pos, lanes * 8).eq(beat)
                 with m.If(pos == C // lanes - 1):
-                    m.d.sync += [pos.eq(0), o_valid.eq(1), o_last.eq(src.payload.tag.last)]
+                    m.d.sync += [pos.eq(0), o_valid.eq(1), o_last.eq(last)]
                 with m.Else():
                     m.d.sync += pos.eq(pos + 1)
         with m.If(o_valid & self.o.ready & o_last):
@@ -758,7 +793,7 @@ class PointwiseArray(wiring.Component):
         if NX > 1:
             gxword = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
             ox_valid = Signal()
-            take_x = beat_x & rq.o.valid & srcx_ready
+            take_x = beat_x & q_valid & srcx_ready
             m.d.comb += [
                 srcx_ready.eq(~ox_valid | self.ox.ready),
                 self.ox.valid.eq(ox_valid),
@@ -767,7 +802,7 @@ class PointwiseArray(wiring.Component):
             with m.If(self.ox.ready):
                 m.d.sync += ox_valid.eq(0)
             with m.If(take_x):
-                m.d.sync += gxword.as_value().word_select(gx, RL * 8).eq(rq.o.payload.data)
+                m.d.sync += gxword.as_value().word_select(gx, RL * 8).eq(q.data)
                 with m.If(gx == S - 1):
                     m.d.sync += [gx.eq(0), ox_valid.eq(1)]
                 with m.Else():
