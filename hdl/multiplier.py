@@ -23,9 +23,9 @@ see ``hdl/config.py``, ``Config.lut_multipliers``):
 
 * ``dsp="lut"``: shift-and-add with no ``$mul`` cell, so no synthesis tool can put it in a
   DSP. One partial product per bit of ``b`` (``a`` or 0; the sign bit of a signed ``b``
-  subtracts), summed by a binary tree of carry-chain adders with a register after the first
-  level and then after every second level: each stage is at most two ripple adders deep.
-  Its latency is therefore *not* 2 but ``2 + levels // 2`` (3 for an 8-bit ``b``);
+  subtracts), summed by a binary tree of carry-chain adders with a register after every
+  level (after the operand registers). Its latency is therefore *not* 2 but ``1 + levels``
+  (4 for an 8-bit ``b``: 8 partial products, 3 levels; see tests/test_multiplier.py);
   read `latency`. Components built around latency 2 accept it only where they say so
   (``MultiplyByQuantizedMultiplier`` does, adding the extra stages to its own latency):
   ``DSP_KINDS`` excludes it, ``MULTIPLIER_KINDS`` includes it.
@@ -34,7 +34,7 @@ see ``hdl/config.py``, ``Config.lut_multipliers``):
   tree (a register after every second level; the per-level registers add flip-flops and, in
   the whole depthwise engine, measured ~5k fewer TRELLIS_COMB: 41.7k instead of 46.9k): an int9
   x int8 (the depthwise taps, and the PE array's shape) 153 LUT4 + 29 CCU2C = 211
-  LUT4-equivalents and 78 flip-flops, latency 3, instead of one MULT18X18D; a MultiplyByQuantizedMultiplier
+  LUT4-equivalents and 78 flip-flops (latency 3 then), instead of one MULT18X18D; a MultiplyByQuantizedMultiplier
   with four LUT 16x16 products 3135 LUT4-equivalents and 1474 flip-flops instead of 603, 479
   and 4 MULT18X18D: ~630 LUT4-equivalents per DSP saved, against 211 for an int9 x int8.
 """
