@@ -263,9 +263,9 @@ class DepthwiseEngine(wiring.Component):
         ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
     latency : int
         Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
-        (8 MAC stages + the requantizer's 15 + 2 in the FIFO = 25; 29 when the Config builds
-        the taps and the requantizer's multipliers from LUTs, as the ecp5 preset does: 9 + 18
-        + 2). Throughput: one window
+        (8 MAC stages + the requantizer's 15 + 2 in the FIFO = 25; 26 when the Config builds
+        the taps from LUTs, as the ecp5 preset does; 29 with the requantizer's multipliers in
+        LUTs too: 9 + 18 + 2). Throughput: one window
         per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
 
