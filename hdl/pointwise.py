@@ -24,14 +24,15 @@ operand registers → product register (`RegisteredMultiplier`: with ``dsp="ecp5
 DSP's own; LUT multipliers take longer, and a column with a faster multiplier adds as many
 fabric registers, half before the multiplier and half after it) → ceil(log2 R) adder-tree
 levels, each registered →
-accumulator, whose k = 0 step loads the channel's bias instead of the old sum (so the
-requantizer needs no bias adder) → result FIFO → one drain register, which also picks the
-multiplier/shift slice read from the table RAM → `Requantizer` → requantized FIFO →
-(`ResidualAdd`) → a gather register assembling the C-channel output word. Only the drain and
-the stages after the requantized FIFO see backpressure: the MAC pipeline never stalls, because
-a tile's last k-step issues only against a credit for a free result-FIFO entry, and neither
-does the requantizer, because the drain sends a beat only against a credit for a free
-requantized-FIFO entry.
+accumulator, whose k = 0 step loads the channel's bias (registered once more by each column)
+instead of the old sum (so the requantizer needs no bias adder) → result FIFO → two drain
+registers, meeting the multiplier/shift slice read from the table RAM (latency 2) →
+`Requantizer` → requantized FIFO → (operand shift registers → `ResidualAdd` → ADD FIFO) → a
+gather register assembling the C-channel output word. Only the drain and the stages after the
+FIFOs see backpressure: the MAC pipeline never stalls, because a tile's last k-step issues
+only against a credit for a free result-FIFO entry, and neither do the requantizer and the
+ADD, because the drain sends a beat only against a credit for a free requantized-FIFO entry
+and the ADD takes one only against a credit for a free ADD-FIFO entry.
 
 Every size comes from `Config`; the weight-word layout is defined once by `pack_weights` (shared
 with the compiler and the tests).
@@ -40,7 +41,7 @@ with the compiler and the tests).
 from types import SimpleNamespace
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -184,6 +185,35 @@ def _count_thermometer(m, code, *, up, down):
         m.d.sync += code.eq(Cat(code[1:], 0))
 
 
+def _head_fifo(m, name, shape, depth, *, push, w_data, pop):
+    """A ``depth``-entry FIFO in distributed RAM, read asynchronously at its head.
+
+    Returns ``(head, nonempty)``: the head entry (a view of ``shape``) and a flip-flop that is
+    high while an entry is held (the fill level is a thermometer code). It never checks for
+    overflow: whoever writes it holds a credit per entry (`_return_credits`).
+    """
+    mem = m.submodules[name] = Memory(shape=Shape.cast(shape).width, depth=depth, init=[])
+    wr, rd = mem.write_port(), mem.read_port(domain="comb")
+    wptr = Signal(range(depth), name=f"{name}_wptr")
+    rptr = Signal(range(depth), name=f"{name}_rptr")
+    fill = Signal(depth, name=f"{name}_fill")
+    m.d.comb += [wr.en.eq(push), wr.addr.eq(wptr), wr.data.eq(w_data), rd.addr.eq(rptr)]
+    with m.If(push):
+        m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+    with m.If(pop):
+        m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
+    _count_thermometer(m, fill, up=push, down=pop)
+    return data.View(shape, rd.data), fill[0]
+
+
+def _return_credits(m, credits, *, spend, pop):
+    """Count a FIFO's ``credits`` (thermometer code, one per free entry): down when one is
+    spent, up a cycle after an entry is popped (a registered pop: the two sides sit apart)."""
+    pop_q = Signal(name=f"{credits.name}_pop_q")
+    m.d.sync += pop_q.eq(pop)
+    _count_thermometer(m, credits, up=pop_q, down=spend)
+
+
 class PointwiseArray(wiring.Component):
     """R x C int8 PE array with weight buffer, double-buffered pixel buffer and requantization.
 
@@ -246,7 +276,7 @@ class PointwiseArray(wiring.Component):
     result FIFO). A ``residual`` run drains ``residual_lanes`` channels per cycle instead:
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
-    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 30 cycles
+    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 31 cycles
     to the first output on the tiny preset (one more per extra adder-tree level, and when the
     Config builds columns from LUTs, the LUT multipliers' extra latency), about
     `ResidualAdd`'s latency more with the ADD (see
@@ -431,12 +461,14 @@ class PointwiseArray(wiring.Component):
         bmem = m.submodules.bias = BlockRAM(
             data.ArrayLayout(signed(32), C), g.max_tiles, primitive=ram, input_regs=True)
         # Multiplier/shift rows of requant_lanes channels, row (t << j_bits) | j: the drain reads
-        # exactly the slice it sends, so the RAM output needs no mux before a register.
+        # exactly the slice it sends, so the RAM output needs no mux before a register. A
+        # `BlockRAM` (read latency 2) like the others: read from its latch, an ECP5 block RAM
+        # has a ~5.8 ns clock-to-out, most of a 150 MHz cycle before the requantizer's inputs.
         j_bits = ceil_log2(S)
-        smem = m.submodules.scale = Memory(
-            shape=data.StructLayout({"multiplier": data.ArrayLayout(signed(32), RL),
-                                     "shift": data.ArrayLayout(signed(6), RL)}),
-            depth=g.max_tiles << j_bits, init=[])
+        smem = m.submodules.scale = BlockRAM(
+            data.StructLayout({"multiplier": data.ArrayLayout(signed(32), RL),
+                               "shift": data.ArrayLayout(signed(6), RL)}),
+            g.max_tiles << j_bits, primitive=ram)
 
         w_wr = SimpleNamespace(addr=wmem.w_addr, data=wmem.w_data, en=wmem.w_en)
         m.d.comb += [
@@ -447,9 +479,8 @@ class PointwiseArray(wiring.Component):
         ]
         # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
         b_wr = SimpleNamespace(addr=bmem.w_addr, data=bmem.w_data, en=bmem.w_en)
-        s_wr = smem.write_port()
-        s_wq = SimpleNamespace(addr=Signal.like(s_wr.addr, reset_less=True),
-                               data=Signal(smem.shape, reset_less=True), en=Signal())
+        s_wq = SimpleNamespace(addr=Signal.like(smem.w_addr, reset_less=True),
+                               data=Signal.like(smem.w_data, reset_less=True), en=Signal())
         tl = self.tload.payload
         tj = Signal(range(max(2, S)))
         t_wr = Signal()
@@ -457,7 +488,7 @@ class PointwiseArray(wiring.Component):
             t_wr.eq(self.tload.valid & ~busy),
             self.tload.ready.eq(t_wr & (tj == S - 1)),
             b_wr.addr.eq(tl.addr), b_wr.data.eq(tl.bias), b_wr.en.eq(t_wr),
-            s_wr.addr.eq(s_wq.addr), s_wr.data.eq(s_wq.data), s_wr.en.eq(s_wq.en),
+            smem.w_addr.eq(s_wq.addr), smem.w_data.eq(s_wq.data), smem.w_en.eq(s_wq.en),
         ]
         m.d.sync += [
             s_wq.addr.eq(Cat(tj[:j_bits], tl.addr)),
@@ -610,8 +641,10 @@ class PointwiseArray(wiring.Component):
 
         # ---- accumulate (bias preloaded at k = 0) -------------------------------------------
         tag_s = tags[self._sum_stage]
-        m.d.comb += bmem.r_addr.eq(tags[self._sum_stage - bmem.latency].t)
-        bias = bmem.r_data
+        # The bias RAM's output is registered once more in each column (``bias_c*``), by the
+        # column's accumulator: the columns sit by their DSPs, spread over the device.
+        m.d.comb += bmem.r_addr.eq(tags[self._sum_stage - bmem.latency - 1].t)
+        bias = [pipeline.delay(m, 1, f"bias_c{c}", signed(32), bmem.r_data[c], 1) for c in range(C)]
         acc = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
         done = Signal()
         done_tag = Signal(tag_layout, reset_less=True)
@@ -629,132 +662,104 @@ class PointwiseArray(wiring.Component):
 
         # ---- result FIFO and credits --------------------------------------------------------
         # An entry carries its table row and context, so the drain needs no counters of its own.
+        # The drain takes its RL-lane slices straight from the head. (amaranth's
+        # SyncFIFOBuffered has a C x 32-bit output register whose load enable came from the
+        # drain's advance: 9.7 ns of routing, 89.2 MHz.)
         entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
                                    "t": tag_layout["t"].shape, "ctx": 1})
-        # A distributed RAM read asynchronously at the head: the drain takes its RL-lane slices
-        # straight from it. (amaranth's SyncFIFOBuffered has a C x 32-bit output register whose
-        # load enable came from the drain's advance: 9.7 ns of routing, 89.2 MHz.) Never full:
-        # the credits keep at most fifo_depth entries in it.
-        depth = self._fifo_depth
-        results = m.submodules.results = Memory(shape=entry.size, depth=depth, init=[])
-        f_wr, f_rd = results.write_port(), results.read_port(domain="comb")
-        f_wptr = Signal(range(depth))
-        f_rptr = Signal(range(depth))
-        f_fill = Signal(depth)   # entries held, as a thermometer code (like the credits)
-        f_rdy = f_fill[0]
         pop = Signal()
-        m.d.comb += [
-            f_wr.en.eq(done), f_wr.addr.eq(f_wptr),
-            f_wr.data.eq(Cat(acc, done_tag.last, done_tag.t, done_tag.ctx)),
-            f_rd.addr.eq(f_rptr),
-        ]
-        head = data.View(entry, f_rd.data)
-        _count_thermometer(m, f_fill, up=done, down=pop)
-        with m.If(done):
-            m.d.sync += f_wptr.eq(Mux(f_wptr == depth - 1, 0, f_wptr + 1))
-        with m.If(pop):
-            m.d.sync += f_rptr.eq(Mux(f_rptr == depth - 1, 0, f_rptr + 1))
-        pop_q = Signal()   # a registered pop returns the credit (drain and issue sit apart)
-        m.d.sync += pop_q.eq(pop)
-        _count_thermometer(m, credits, up=pop_q, down=issue & is_lastk)
+        head, f_rdy = _head_fifo(m, "results", entry, self._fifo_depth, push=done,
+                                 w_data=Cat(acc, done_tag.last, done_tag.t, done_tag.ctx), pop=pop)
+        _return_credits(m, credits, spend=issue & is_lastk, pop=pop)
 
         # ---- drain: RL channels per cycle into the requantizers -----------------------------
         # The requantizer never stalls: its output goes into a FIFO (`requantized`) that the
-        # drain reserves an entry of before it sends a beat (credits as a thermometer code),
-        # and its o.ready is the constant 1, so synthesis removes its pipeline enable (one
-        # flip-flop driving the clock enables of 4 x requant_lanes DSPs and ~680 flip-flops per
-        # lane, spread over the device: 13.1 ns of routing with 8 lanes). Backpressure stops
-        # at the drain.
+        # drain reserves an entry of before it sends a beat, and its o.ready is the constant 1,
+        # so synthesis removes its pipeline enable (one flip-flop driving the clock enables of
+        # 4 x requant_lanes DSPs and ~680 flip-flops per lane, spread over the device: 13.1 ns
+        # of routing with 8 lanes). Backpressure stops at the drain. The slice and its
+        # multiplier/shift row (read from the scale RAM, latency 2) meet at the requantizer's
+        # input two cycles after the drain advances.
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
-        qdepth = rq.latency + 5   # covers the credit's round trip: one beat per cycle
+        qdepth = rq.latency + 6   # covers the credit's round trip: one beat per cycle
         q_credits = Signal(qdepth, init=(1 << qdepth) - 1)
         j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
-        d1_valid = Signal()
-        d1_acc = Signal(data.ArrayLayout(signed(32), RL), reset_less=True)
-        d1_last = Signal(reset_less=True)
-        d1_ctx = Signal(reset_less=True)
-        s_rd = smem.read_port()   # read every cycle: its data matters only with d1_valid
         adv = Signal()
         m.d.comb += [
             adv.eq(f_rdy & q_credits[0]),
-            s_rd.addr.eq(Cat(j[:j_bits], head.t)),
+            smem.r_addr.eq(Cat(j[:j_bits], head.t)),
             pop.eq(adv & (j == S - 1)),
         ]
-        m.d.sync += [   # payload loaded every cycle: no enable
-            d1_valid.eq(adv),
-            d1_acc.eq(Cat(head.acc).word_select(j, RL * 32)),
-            d1_last.eq(head.last & (j == S - 1)),
-            d1_ctx.eq(head.ctx),
-        ]
+        # Payload registers loaded every cycle (no enable); valid bits reset.
+        d_valid = pipeline.delay(m, 1, "drain_valid", 1, adv, smem.latency, reset_less=False)
+        d_acc = pipeline.delay(m, 1, "drain_acc", data.ArrayLayout(signed(32), RL),
+                               Cat(head.acc).word_select(j, RL * 32), smem.latency)
+        d_last = pipeline.delay(m, 1, "drain_last", 1, head.last & (j == S - 1), smem.latency)
+        d_ctx = pipeline.delay(m, 1, "drain_ctx", 1, head.ctx, smem.latency)
         with m.If(adv):
             m.d.sync += j.eq(Mux(j == S - 1, 0, j + 1))
 
         rqi = rq.i.payload
         m.d.comb += [
-            rq.i.valid.eq(d1_valid),
-            rqi.acc.eq(d1_acc),
-            rqi.multiplier.eq(s_rd.data.multiplier),   # straight into the requantizer's
-            rqi.shift.eq(s_rd.data.shift),             # input register
-            rqi.out_zp.eq(sel(d1_ctx, [c.out_zp for c in ctxs])),
-            rqi.act_min.eq(sel(d1_ctx, [c.act_min for c in ctxs])),
-            rqi.act_max.eq(sel(d1_ctx, [c.act_max for c in ctxs])),
-            rqi.tag.last.eq(d1_last),
+            rq.i.valid.eq(d_valid),
+            rqi.acc.eq(d_acc),
+            rqi.multiplier.eq(smem.r_data.multiplier),   # straight into the requantizer's
+            rqi.shift.eq(smem.r_data.shift),             # input register
+            rqi.out_zp.eq(sel(d_ctx, [c.out_zp for c in ctxs])),
+            rqi.act_min.eq(sel(d_ctx, [c.act_min for c in ctxs])),
+            rqi.act_max.eq(sel(d_ctx, [c.act_max for c in ctxs])),
+            rqi.tag.last.eq(d_last),
             rq.o.ready.eq(1),
         ]
         if NX > 1:
-            m.d.comb += rqi.tag.ctx.eq(d1_ctx)
+            m.d.comb += rqi.tag.ctx.eq(d_ctx)
 
-        # The requantized FIFO: a distributed RAM read at its head, like the result FIFO.
+        # The requantized FIFO. Its credits come back a cycle late (registered pops): the pop
+        # is decided by the output side, the credits are counted by the drain, and the two sit
+        # apart (a pop straight into the credits measured 4.4 ns of routing).
         qlay = data.StructLayout({"data": data.ArrayLayout(signed(8), RL), "last": 1, "ctx": 1})
-        qmem = m.submodules.requantized = Memory(shape=qlay, depth=qdepth, init=[])
-        q_wr, q_rd = qmem.write_port(), qmem.read_port(domain="comb")
-        q_wptr = Signal(range(qdepth))
-        q_rptr = Signal(range(qdepth))
-        q_fill = Signal(qdepth)   # entries held, as a thermometer code
-        q_valid = q_fill[0]
         q_pop = Signal()
-        q = q_rd.data
-        m.d.comb += [
-            q_wr.en.eq(rq.o.valid), q_wr.addr.eq(q_wptr),
-            q_wr.data.data.eq(rq.o.payload.data), q_wr.data.last.eq(rq.o.payload.tag.last),
-            q_rd.addr.eq(q_rptr),
-        ]
-        if NX > 1:
-            m.d.comb += q_wr.data.ctx.eq(rq.o.payload.tag.ctx)
-        with m.If(rq.o.valid):
-            m.d.sync += q_wptr.eq(Mux(q_wptr == qdepth - 1, 0, q_wptr + 1))
-        with m.If(q_pop):
-            m.d.sync += q_rptr.eq(Mux(q_rptr == qdepth - 1, 0, q_rptr + 1))
-        _count_thermometer(m, q_fill, up=rq.o.valid, down=q_pop)
-        # Credits come back a cycle late (registered pops): the pop is decided by the output
-        # side, the credits are counted by the drain, and the two sit apart (a pop straight
-        # into the credits measured 4.4 ns of routing).
-        q_pop_q = Signal()
-        m.d.sync += q_pop_q.eq(q_pop)
-        _count_thermometer(m, q_credits, up=q_pop_q, down=adv)
+        q, q_valid = _head_fifo(m, "requantized", qlay, qdepth, push=rq.o.valid,
+                                w_data=Cat(rq.o.payload.data, rq.o.payload.tag.last,
+                                           rq.o.payload.tag.ctx if NX > 1 else 0),
+                                pop=q_pop)
+        _return_credits(m, q_credits, spend=adv, pop=q_pop)
 
         # ---- optional residual ADD: AL lanes per cycle behind the requantizers ---------------
         # Each requantized beat (RL lanes) is split into U = RL/AL sub-beats; the residual word
-        # (C lanes) is consumed AL lanes at a time in the same channel order.
+        # (C lanes) is consumed AL lanes at a time in the same channel order. Both operands
+        # come from registers that shift AL lanes out per ADD input (`add_a`, `add_b`): the
+        # FIFO head through a lane select straight into the ADD's first adder measured 7.4 ns
+        # of routing. The ADD never stalls either: its results go into a FIFO (`added`) whose
+        # entries the ADD's input reserves by credits, and its o.ready is the constant 1, so
+        # the enable of its ~2,000 pipeline flip-flops and 12 DSPs is gone too.
         AL = cfgc.residual_lanes or RL
         U, NA = RL // AL, C // AL
         radd = m.submodules.residual_add = ResidualAdd(AL, lay.tag, dsp=self._dsp)
-        rw = Signal(data.ArrayLayout(signed(8), C), reset_less=True)   # the current residual word
-        rw_valid = Signal()
+        adepth = radd.latency + 5   # covers the credit's round trip
+        a_credits = Signal(adepth, init=(1 << adepth) - 1)
+        add_a = Signal(RL * 8, reset_less=True)   # the requantized beat, AL lanes shifted out per join
+        add_a_last = Signal(reset_less=True)
+        add_a_valid = Signal()
+        add_b = Signal(C * 8, reset_less=True)    # the residual word, likewise
+        add_b_valid = Signal()
         u = Signal(range(max(2, U)))  # counters are never 0 bits wide (Verilator)
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
         use_res = run.residual
         # Context 1's results leave on ox and never see the ADD (the ADD is context 0's).
-        beat_x = q.ctx if NX > 1 else 0
+        beat_x = q.ctx if NX > 1 else Const(0, 1)
         join = Signal()
+        a_take = Signal()   # add_a takes the requantized FIFO's head
         m.d.comb += [
+            join.eq(add_a_valid & add_b_valid & a_credits[0]),
             radd.params.a_zp.eq(ctxs[0].out_zp),
-            radd.i.valid.eq(use_res & q_valid & ~beat_x & rw_valid),
-            radd.i.payload.a.eq(q.data.as_value().word_select(u, AL * 8)),
-            radd.i.payload.b.eq(rw.as_value().word_select(rj, AL * 8)),
-            radd.i.payload.tag.last.eq(q.last & (u == U - 1)),
-            join.eq(radd.i.valid & radd.i.ready),
-            self.res.ready.eq(busy & use_res & (~rw_valid | (join & (rj == NA - 1)))),
+            radd.i.valid.eq(join),
+            radd.i.payload.a.eq(add_a[:AL * 8]),
+            radd.i.payload.b.eq(add_b[:AL * 8]),
+            radd.i.payload.tag.last.eq(add_a_last & (u == U - 1)),
+            radd.o.ready.eq(1),
+            a_take.eq(~add_a_valid | (join & (u == U - 1))),
+            self.res.ready.eq(busy & use_res & (~add_b_valid | (join & (rj == NA - 1)))),
         ]
         for name, _ in lay.cfg["add"].shape:
             m.d.comb += radd.params[name].eq(run.add[name])
@@ -762,10 +767,21 @@ class PointwiseArray(wiring.Component):
             m.d.sync += [
                 u.eq(Mux(u == U - 1, 0, u + 1)),
                 rj.eq(Mux(rj == NA - 1, 0, rj + 1)),
-                rw_valid.eq(rj != NA - 1),
+                add_a.eq(add_a >> (AL * 8)),
+                add_a_valid.eq(u != U - 1),
+                add_b.eq(add_b >> (AL * 8)),
+                add_b_valid.eq(rj != NA - 1),
             ]
+        with m.If(q_valid & use_res & ~beat_x & a_take):
+            m.d.sync += [add_a.eq(q.data), add_a_last.eq(q.last), add_a_valid.eq(1)]
         with m.If(self.res.valid & self.res.ready):
-            m.d.sync += [rw.eq(self.res.payload.data), rw_valid.eq(1)]
+            m.d.sync += [add_b.eq(self.res.payload.data), add_b_valid.eq(1)]
+        alay = data.StructLayout({"data": data.ArrayLayout(signed(8), AL), "last": 1})
+        a_pop = Signal()
+        added, a_valid = _head_fifo(m, "added", alay, adepth, push=radd.o.valid,
+                                    w_data=Cat(radd.o.payload.data, radd.o.payload.tag.last),
+                                    pop=a_pop)
+        _return_credits(m, a_credits, spend=join, pop=a_pop)
 
         # ---- gather slices (requantized, or after the ADD) into one output word --------------
         gj = Signal(range(max(2, S)))   # position in RL-lane slices (requantizer path)
@@ -779,10 +795,10 @@ class PointwiseArray(wiring.Component):
         srcx_ready = Signal()
         m.d.comb += [
             src_ready.eq(~o_valid | self.o.ready),
-            q_pop.eq(q_valid & Mux(beat_x, srcx_ready, Mux(use_res, join & (u == U - 1), src_ready))),
-            radd.o.ready.eq(use_res & src_ready),
+            q_pop.eq(q_valid & Mux(beat_x, srcx_ready, Mux(use_res, a_take, src_ready))),
             take_rq.eq(~use_res & ~beat_x & q_valid & src_ready),
-            take_add.eq(use_res & radd.o.valid & src_ready),
+            take_add.eq(use_res & a_valid & src_ready),
+            a_pop.eq(take_add),
             self.o.valid.eq(o_valid),
             self.o.payload.data.eq(gword),
             self.o.payload.last.eq(o_last),
@@ -790,8 +806,7 @@ class PointwiseArray(wiring.Component):
         with m.If(self.o.ready):
             m.d.sync += o_valid.eq(0)
         for take, pos, lanes, beat, last in ((take_rq, gj, RL, q.data, q.last),
-                                             (take_add, ga, AL, radd.o.payload.data,
-                                              radd.o.payload.tag.last)):
+                                             (take_add, ga, AL, added.data, added.last)):
             with m.If(take):
                 m.d.sync += gword.as_value().word_select(pos, lanes * 8).eq(beat)
                 with m.If(pos == C // lanes - 1):
