@@ -363,6 +363,12 @@ class LineBuffer(wiring.Component):
         c_base = [Signal(signed(abits + 2), name=f"c_base{b}") for b in range(3)]
         c_addr = [Signal(signed(abits + 2), name=f"c_addr{b}") for b in range(3)]
         c_done = Signal()
+        issue = Signal()            # a window leaves the counters this cycle
+        # whether the window is its pixel's last chunk, its out-row's last column, the last
+        # out-row: flip-flops kept with the counters (a 13-bit compare in front of the
+        # counters' enables measured 7.5 ns)
+        last_k, last_x, last_y = (Signal(reset_less=True) for _ in range(3))
+        c_row_move = issue & last_k & last_x    # the consumer moves to its next out-row
 
         # ---- input side: row j overwrites row j - rows of the same slot. Whether the slot is
         # free for the producer's current pixel is a flip-flop (free_q), computed a cycle ahead
@@ -374,11 +380,11 @@ class LineBuffer(wiring.Component):
         # it is lexicographically below (c_fr, c_fc) = (rows + max(r0, 0), max(c0, 0)) (one
         # carry chain), with c_fc = 0 while r0 < 0. At stride 2 this holds back row r0 + 1 + rows
         # until the out-row is done: its windows are done long before (see the docstring).
-        # (c_fr becomes all ones once the last window is issued: every slot is free then.)
-        def slot_free(row, col):
-            return c_done | (Cat(col.as_unsigned()[:wbits], row) < Cat(c_fc, c_fr))
-
+        # (Once the last window is issued, c_done makes every slot free.)
+        # The row part of that compare is split off into flip-flops (see `_RowRelation`), so the
+        # free_q path holds only a column compare (one short carry chain).
         pn_row = Signal(hbits)      # p_row + 1
+        pnn_row = Signal(hbits + 1)  # p_row + 2
         pn_col = Signal(wbits)      # p_col + 1
         # the producer's pixel is its last chunk / its row's last column (flip-flops)
         p_last_k, p_last_c, p_last_r = (Signal(reset_less=True) for _ in range(3))
@@ -386,11 +392,25 @@ class LineBuffer(wiring.Component):
         m.d.comb += self.i.ready.eq(free_q)
         write = self.i.valid & self.i.ready
         p_next = write & p_last_k          # the producer moves to its next pixel
-        # after the last word (last column of the last row) nothing is free: two LUT levels
-        # after the compares
-        free_next = Mux(p_last_c, slot_free(pn_row, Const(0, wbits)) & ~p_last_r,
-                        slot_free(p_row, pn_col))
-        m.d.sync += free_q.eq(~p_done & Mux(p_next, free_next, slot_free(p_row, p_col)))
+        p_row_move = p_next & p_last_c     # ... and to its next row
+        # the producer's row and the row after it against c_fr
+        c_frn = Signal(hbits + 1, reset_less=True)     # c_fr of the next out-row
+        # at begin: p_row = 0, pn_row = 1 (3 for a one-row input), c_fr = rows
+        first_pn_row = Mux(cfg.height == 1, 3, 1)
+        free_rows = _RowRelation(
+            m, "free", begin, ((1, 0), (first_pn_row < rows, first_pn_row == rows)),
+            p_row_move, c_row_move,
+            [[row < fr for fr in (c_fr, c_frn)] for row in (p_row, pn_row, pnn_row)],
+            [[row == fr for fr in (c_fr, c_frn)] for row in (p_row, pn_row, pnn_row)])
+
+        def slot_free(rows_rel, col):
+            below, equal = rows_rel
+            return c_done | below | (equal & (col < c_fc))
+
+        # after the last word (last column of the last row) nothing is free
+        free_next = Mux(p_last_c, slot_free(free_rows.next, Const(0, wbits)) & ~p_last_r,
+                        slot_free(free_rows.cur, pn_col))
+        m.d.sync += free_q.eq(~p_done & Mux(p_next, free_next, slot_free(free_rows.cur, p_col)))
         # The RAM writes are registered (address, data, one enable per memory): the accept
         # decision leaves no time to reach 12 block RAMs in one cycle. A word therefore lands
         # one cycle after it is taken (see data_ready below for why the consumer still sees
@@ -419,11 +439,14 @@ class LineBuffer(wiring.Component):
                 with m.Else():
                     m.d.sync += [p_col.eq(0), pn_col.eq(1), p_last_c.eq(w_m1 == 0),
                                  p_bank.eq(0), p_base.eq(0),
-                                 p_row.eq(pn_row), pn_row.eq(pn_row + 1),
+                                 p_row.eq(pn_row), pnn_row.eq(pnn_row + 1),
                                  p_last_r.eq(pn_row == h_m1),
                                  p_slot.eq(wrap(p_slot + 1, rows))]
-                    with m.If(p_last_r):   # done: p_row past every row a window needs
-                        m.d.sync += [p_done.eq(1), p_row.eq(h_m1 + 3)]
+                    # after the last row p_row goes past every row a window needs (height + 2),
+                    # so pn_row holds that while p_row is on the last row
+                    m.d.sync += pn_row.eq(Mux(pn_row == h_m1, h_m1 + 3, pnn_row))
+                    with m.If(p_last_r):
+                        m.d.sync += p_done.eq(1)
 
         # ---- output pipeline: S0 issue (memory read) -> S1 read data (in the block RAMs'
         # read latches) -> S2 the same words in the RAMs' output registers -> S3 the words of
@@ -464,22 +487,30 @@ class LineBuffer(wiring.Component):
         # word
         # counted in p_col at cycle t was taken at t-1 at the latest and written at the end of
         # t; a window issued on that count issues at t+1 and reads at the end of t+1.
-        def data_ready(r2, c2):
-            # c2 <= width + 3 < 2^wbits: the compare needs no wider column field
-            return Cat(p_col, p_row) > Cat(c2[:wbits], r2)
-
+        # The row part of the compare (p_row against r2) is kept in flip-flops for the
+        # consumer's out-row and the next one (`_RowRelation`, with p_row a cycle old: it only
+        # grows, so that is stricter), leaving a column compare on the ready_q path.
         c_r2n = Signal(hbits + 1)   # c_r2 + stride: the last row of the next out-row
+        c_r2nn = Signal(hbits + 2)  # c_r2 + 2 * stride: ... of the out-row after it
         c_c2n = Signal(wbits + 1)   # c_c2 + stride: the last column of the next out-column
         c_c2_first = Signal(wbits + 1)   # c_c2 at out column 0 (2 - pad_left)
         ready_q = Signal()
-        issue = Signal()
-        # whether the window is its pixel's last chunk, its out-row's last column, the last
-        # out-row: flip-flops kept with the counters (a 13-bit compare in front of the
-        # counters' enables measured 7.5 ns)
-        last_k, last_x, last_y = (Signal(reset_less=True) for _ in range(3))
         m.d.comb += issue.eq(busy & ~c_done & ready_q & en)
-        ready_next = Mux(last_x, data_ready(c_r2n, c_c2_first), data_ready(c_r2, c_c2n))
-        m.d.sync += ready_q.eq(Mux(issue & last_k, ready_next, data_ready(c_r2, c_c2)))  # 0 at start
+        # at begin: p_row = 0, c_r2 = 2 - pad_top, c_r2n = c_r2 + stride > 0
+        ready_rows = _RowRelation(
+            m, "ready", begin, ((0, pad_top == 2), (0, 0)), c_row_move, p_row_move,
+            [[row > r2 for row in (p_row, pn_row)] for r2 in (c_r2, c_r2n, c_r2nn)],
+            [[row == r2 for row in (p_row, pn_row)] for r2 in (c_r2, c_r2n, c_r2nn)])
+
+        def data_ready(rows_rel, c2):
+            # c2 <= width + 3 < 2^wbits: the compare needs no wider column field
+            above, equal = rows_rel
+            return above | (equal & (p_col > c2[:wbits]))
+
+        ready_next = Mux(last_x, data_ready(ready_rows.next, c_c2_first),
+                         data_ready(ready_rows.cur, c_c2n))
+        m.d.sync += ready_q.eq(Mux(issue & last_k, ready_next,
+                                   data_ready(ready_rows.cur, c_c2)))  # 0 at start
 
         for slot in range(rows):
             for bank in range(3):
@@ -581,10 +612,12 @@ class LineBuffer(wiring.Component):
                             c_oy.eq(c_oy + 1),
                             last_y.eq(c_oy == oh_m2),
                             c_r2.eq(c_r2n),
-                            c_r2n.eq(c_r2n + stride),
+                            c_r2n.eq(c_r2nn),
+                            c_r2nn.eq(c_r2nn + stride),
                             c_rR.eq(c_rR + stride),
                             c_r0neg.eq(Mux(c_r0neg + stride < 0, c_r0neg + stride, 0)),
-                            c_fr.eq(Mux(c_r0neg + stride < 0, rows, c_rR + stride)),
+                            c_fr.eq(c_frn),
+                            c_frn.eq(Mux(c_r0neg + 2 * stride < 0, rows, c_rR + 2 * stride)),
                             c_slot0.eq(wrap(c_slot0 + stride, rows)),
                         ]
                     with m.Else():
@@ -595,16 +628,19 @@ class LineBuffer(wiring.Component):
             m.d.sync += [
                 busy.eq(1),
                 p_row.eq(0), p_col.eq(0), p_chunk.eq(0), p_slot.eq(0), p_bank.eq(0),
-                p_base.eq(0), p_done.eq(0), pn_row.eq(1), pn_col.eq(1),
+                p_base.eq(0), p_done.eq(0), pn_row.eq(first_pn_row), pnn_row.eq(2),
+                pn_col.eq(1),
                 free_q.eq(0), ready_q.eq(0), c_c2_first.eq(2 - pad_left),
                 c_oy.eq(0), c_k.eq(0), c_done.eq(0),
                 last_k.eq(cfg.chunks == 1), last_x.eq(cfg.out_width == 1),
                 last_y.eq(cfg.out_height == 1),
                 c_r2.eq(2 - pad_top),
                 c_r2n.eq(2 - pad_top + stride),
+                c_r2nn.eq(2 - pad_top + 2 * stride),
                 c_rR.eq(rows - pad_top),
                 c_r0neg.eq(-pad_top),
                 c_fr.eq(rows),
+                c_frn.eq(Mux(pad_top > stride, rows, rows - pad_top + stride)),
                 p_last_k.eq(cfg.chunks == 1), p_last_c.eq(cfg.width == 1),
                 p_last_r.eq(cfg.height == 1),
                 c_slot0.eq(Mux(pad_top == 0, 0, rows - pad_top)),
@@ -615,3 +651,37 @@ class LineBuffer(wiring.Component):
             m.d.sync += busy.eq(0)
 
         return m
+
+
+class _RowRelation:
+    """Flip-flops holding how one side's row compares with the other side's row.
+
+    Why: ``free_q`` and ``ready_q`` each compare a (row, column) pair lexicographically; as
+    one carry chain over both counters (~22 bits) plus the selection behind it, that was the
+    line buffer's critical path. Rows change rarely, so the row relations (``rel``: less or
+    greater, and ``equal``) are computed a cycle ahead into flip-flops and the column compare
+    alone stays on the path. The result is exact, the same as comparing the counters directly.
+
+    ``rel[i][j]``, ``equal[i][j]``: this side's row ``i`` (0: current, 1: next, 2: the one
+    after) against the other side's row ``j`` (0: current, 1: next). ``move`` / ``other_move``:
+    this side / the other side moves to its next row at the end of this cycle. The flip-flops
+    then hold, for the next cycle's rows, the relations of this side's row (``cur``) and of
+    the row after it (``next``), each a (rel, equal) pair. On ``begin`` they take
+    ``at_begin``, ``(cur, next)``: the relations of the counters' start values.
+    """
+
+    def __init__(self, m, name, begin, at_begin, move, other_move, rel, equal):
+        def pick(table, row):
+            return Mux(other_move, Mux(move, table[row + 1][1], table[row][1]),
+                       Mux(move, table[row + 1][0], table[row][0]))
+
+        flops = {}
+        for which, row in (("cur", 0), ("next", 1)):
+            for kind, table in (("rel", rel), ("eq", equal)):
+                flop = flops[kind, which] = Signal(name=f"{name}_{kind}_{which}", reset_less=True)
+                m.d.sync += flop.eq(pick(table, row))
+        with m.If(begin):
+            for which, pair in zip(("cur", "next"), at_begin):
+                m.d.sync += [flops[kind, which].eq(v) for kind, v in zip(("rel", "eq"), pair)]
+        self.cur = (flops["rel", "cur"], flops["eq", "cur"])
+        self.next = (flops["rel", "next"], flops["eq", "next"])
