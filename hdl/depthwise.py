@@ -283,10 +283,8 @@ class DepthwiseEngine(wiring.Component):
         self._tap_kind = config.multiplier_kind("dw_taps", dsp)
         self._requant = Requantizer(config.lanes, unsigned(1),
                                     dsp=config.multiplier_kind("dw_requant", dsp))
-        tap = RegisteredMultiplier(signed(9), signed(8), dsp=self._tap_kind)
-        tap._MustUse__silence = True   # built only to read its latency
         # S1 window, S2 operands in, S3.. the multiplier; DSP products get a fabric stage more
-        self._product_stage = 2 + max(tap.latency, 3)
+        self._product_stage = 2 + max(RegisteredMultiplier.latency_for(self._tap_kind, signed(8)), 3)
         super().__init__({
             "i": In(stream.Signature(window_layout(config))),
             "o": Out(stream.Signature(output_layout(config))),

@@ -104,9 +104,19 @@ class RegisteredMultiplier(wiring.Component):
     @property
     def latency(self):
         """Enabled edges from ``a``, ``b`` to ``p``: 2, or more for ``"lut"``."""
-        if self._dsp != "lut":
-            return self.LATENCY
-        return 1 + max(1, _tree_levels(self._b_bits))
+        return self.latency_for(self._dsp, self._b_bits)
+
+    @classmethod
+    def latency_for(cls, dsp, b_shape):
+        """The `latency` of a multiplier of kind ``dsp`` with operand ``b`` of ``b_shape``.
+
+        For components that size their pipelines before building their multipliers.
+        """
+        if dsp not in MULTIPLIER_KINDS:
+            raise ValueError(f"dsp must be one of {MULTIPLIER_KINDS}, not {dsp!r}")
+        if dsp != "lut":
+            return cls.LATENCY
+        return 1 + max(1, _tree_levels(Shape.cast(b_shape).width))
 
     def elaborate(self, platform):
         m = Module()

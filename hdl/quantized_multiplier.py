@@ -119,9 +119,8 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
     @staticmethod
     def latency_for(dsp):
         """:attr:`latency` of an instance built with ``dsp``: 10, or 13 for ``"lut"``."""
-        extra = RegisteredMultiplier(unsigned(16), signed(16), dsp=dsp)
-        extra._MustUse__silence = True   # built only to read its latency
-        return MultiplyByQuantizedMultiplier.LATENCY + extra.latency - RegisteredMultiplier.LATENCY
+        return (MultiplyByQuantizedMultiplier.LATENCY + RegisteredMultiplier.latency_for(dsp, signed(16))
+                - RegisteredMultiplier.LATENCY)
 
     @property
     def dsp(self):

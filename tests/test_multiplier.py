@@ -64,16 +64,20 @@ def _check(a_shape, b_shape, kind, cycles=200, seed=1):
 ])
 def test_lut_kind_matches_product(a_shape, b_shape, latency):
     assert _check(a_shape, b_shape, "lut") == latency
+    assert RegisteredMultiplier.latency_for("lut", b_shape) == latency
 
 
 def test_infer_kind_through_the_same_bench():
     assert _check(signed(9), signed(8), "infer") == 2
+    assert RegisteredMultiplier.latency_for("ecp5", signed(8)) == 2
 
 
 def test_kinds():
     assert "lut" in MULTIPLIER_KINDS and "lut" not in DSP_KINDS
     with pytest.raises(ValueError, match="dsp must be one of"):
         RegisteredMultiplier(signed(8), signed(8), dsp="xilinx")
+    with pytest.raises(ValueError, match="dsp must be one of"):
+        RegisteredMultiplier.latency_for("xilinx", signed(8))
 
 
 @pytest.mark.parametrize("kind, latency", [("infer", 10), ("lut", 13)])
