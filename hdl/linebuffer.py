@@ -49,10 +49,13 @@ out-row's windows are done before the second of its two new rows is complete.
 
 Flow control without long paths: ``i.ready`` is a flip-flop (``free_q``) and so is the
 consumer's "data ready" (``ready_q``); each is computed a cycle ahead, for the pixel its side is
-on and for the next one, by one lexicographic compare of (row, column) counter pairs (one carry
-chain), the choice between them made by whether this cycle moves on. The "last chunk / last
-column / last row" tests are flip-flops kept with the counters, and the output pipeline runs on
-one enable from a skid register, so ``o.ready`` never reaches the RAM enables or the counters.
+on and for the next one, by a lexicographic compare of (row, column) counter pairs, the choice
+between them made by whether this cycle moves on. The row half of each compare is itself kept in
+flip-flops a cycle ahead (`_RowRelation`, for both sides' current and next rows, so the result is
+exactly the full compare's), which leaves a column compare (one short carry chain) and two
+selections on the ``free_q``/``ready_q`` paths. The "last chunk / last column / last row" tests
+are flip-flops kept with the counters, and the output pipeline runs on one enable from a skid
+register, so ``o.ready`` never reaches the RAM enables or the counters.
 
 Measured (ecp5 preset, ``ram="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
 --design linebuffer``, LFE5U-85F, in the synthesis harness, nextpnr seed 1): 24 DP16KD, 5.1k
