@@ -27,12 +27,13 @@ levels, each registered →
 accumulator, whose k = 0 step loads the channel's bias (registered once more by each column)
 instead of the old sum (so the requantizer needs no bias adder) → result FIFO → two drain
 registers, meeting the multiplier/shift slice read from the table RAM (latency 2) →
-`Requantizer` → requantized FIFO → (operand shift registers → `ResidualAdd` → ADD FIFO) → a
-gather register assembling the C-channel output word. Only the drain and the stages after the
-FIFOs see backpressure: the MAC pipeline never stalls, because a tile's last k-step issues
-only against a credit for a free result-FIFO entry, and neither do the requantizer and the
-ADD, because the drain sends a beat only against a credit for a free requantized-FIFO entry
-and the ADD takes one only against a credit for a free ADD-FIFO entry.
+`Requantizer` → its beats gathered into C-channel words → requantized FIFO → (operand shift
+registers → `ResidualAdd` → words gathered → ADD FIFO) → output register. Only the drain
+and the output side see backpressure: the MAC pipeline never stalls, because a tile's last
+k-step issues only against a credit for a free result-FIFO entry, and neither do the
+requantizer and the ADD, because the drain starts a word only against a credit for a free
+requantized-FIFO entry and the ADD takes one only against a credit for a free ADD-FIFO
+entry. Every FIFO is a distributed RAM read at its head, straight into a register.
 
 Every size comes from `Config`; the weight-word layout is defined once by `pack_weights` (shared
 with the compiler and the tests).
@@ -185,25 +186,39 @@ def _count_thermometer(m, code, *, up, down):
         m.d.sync += code.eq(Cat(code[1:], 0))
 
 
-def _head_fifo(m, name, shape, depth, *, push, w_data, pop):
+def _head_fifo(m, name, shape, depth, *, push, w_data, pop, parts=None):
     """A ``depth``-entry FIFO in distributed RAM, read asynchronously at its head.
 
     Returns ``(head, nonempty)``: the head entry (a view of ``shape``) and a flip-flop that is
     high while an entry is held (the fill level is a thermometer code). It never checks for
-    overflow: whoever writes it holds a credit per entry (`_return_credits`).
+    overflow: whoever writes it holds a credit per entry (`_return_credits`). ``parts`` (bit
+    widths, low bits first) splits a wide entry over several memories, each with its own copy
+    of the pointers (``*_dup*``, kept apart in synthesis) and of ``push`` when that is a list:
+    one pointer driving every memory of a 522-bit entry measured 9.4 ns to the drain.
     """
-    mem = m.submodules[name] = Memory(shape=Shape.cast(shape).width, depth=depth, init=[])
-    wr, rd = mem.write_port(), mem.read_port(domain="comb")
-    wptr = Signal(range(depth), name=f"{name}_wptr")
-    rptr = Signal(range(depth), name=f"{name}_rptr")
+    width = Shape.cast(shape).width
+    parts = parts or [width]
+    assert sum(parts) == width
+    pushes = push if isinstance(push, list) else [push] * len(parts)
+    heads, lo = [], 0
+    for n, bits in enumerate(parts):
+        suffix = f"_dup{n}" if len(parts) > 1 else ""
+        mem = m.submodules[f"{name}{n}" if len(parts) > 1 else name] = Memory(
+            shape=bits, depth=depth, init=[])
+        wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        wptr = Signal(range(depth), name=f"{name}_wptr{suffix}")
+        rptr = Signal(range(depth), name=f"{name}_rptr{suffix}")
+        m.d.comb += [wr.en.eq(pushes[n]), wr.addr.eq(wptr), wr.data.eq(w_data[lo:lo + bits]),
+                     rd.addr.eq(rptr)]
+        with m.If(pushes[n]):
+            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+        with m.If(pop):
+            m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
+        heads.append(rd.data)
+        lo += bits
     fill = Signal(depth, name=f"{name}_fill")
-    m.d.comb += [wr.en.eq(push), wr.addr.eq(wptr), wr.data.eq(w_data), rd.addr.eq(rptr)]
-    with m.If(push):
-        m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-    with m.If(pop):
-        m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
-    _count_thermometer(m, fill, up=push, down=pop)
-    return data.View(shape, rd.data), fill[0]
+    _count_thermometer(m, fill, up=pushes[0], down=pop)
+    return data.View(shape, Cat(*heads)), fill[0]
 
 
 def _return_credits(m, credits, *, spend, pop):
@@ -212,6 +227,26 @@ def _return_credits(m, credits, *, spend, pop):
     pop_q = Signal(name=f"{credits.name}_pop_q")
     m.d.sync += pop_q.eq(pop)
     _count_thermometer(m, credits, up=pop_q, down=spend)
+
+
+def _gather(m, name, beat, valid, beats):
+    """Assemble words of ``beats`` consecutive valid beats, the first in the low bits.
+
+    Returns ``(word, complete)``: ``complete`` is high with a word's last beat, and ``word``
+    is then that word (the earlier beats from a shift register, the last one straight from
+    ``beat``), so a FIFO can take it whole in that cycle. No backpressure.
+    """
+    count = Signal(range(max(2, beats)), name=f"{name}_count")
+    complete = Signal(name=f"{name}_complete")
+    m.d.comb += complete.eq(valid & (count == beats - 1))
+    with m.If(valid):
+        m.d.sync += count.eq(Mux(count == beats - 1, 0, count + 1))
+    if beats == 1:
+        return beat, complete
+    held = Signal((beats - 1) * len(beat), name=f"{name}_held", reset_less=True)
+    with m.If(valid):
+        m.d.sync += held.eq(Cat(held[len(beat):], beat))
+    return Cat(held, beat), complete
 
 
 class PointwiseArray(wiring.Component):
@@ -293,8 +328,20 @@ class PointwiseArray(wiring.Component):
 
     Measured (ecp5 preset, ``dsp="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
     --design pointwise --router router2 --json build/synth/pointwise-ecp5-ecp5-<label>.json``,
-    LFE5U-85F, synthesis harness; Fmax, TRELLIS_COMB, flip-flops, MULT18X18D, DP16KD):
+    LFE5U-85F, synthesis harness; Fmax, TRELLIS_COMB, flip-flops, MULT18X18D, DP16KD; with
+    ``--nextpnr-arg=--detailed-timing-report`` the report.json next to nextpnr.log lists every
+    endpoint's arrival time, which is how the classes of late endpoints below were counted):
 
+    - ``addfifo`` (commit b0c77d2): 99.9 MHz, 24.0k, 22.3k, 124, 146. The ADD never stalls
+      (ADD FIFO with credits), its operands from shift registers; scale RAM with its output
+      register; bias registered per column. Critical path: the ADD FIFO's level through the
+      gather register's enable and data select (8.5 ns of routing). 2,204 endpoints arrive
+      later than 6.3 ns, in classes: the gather register (10.0 ns), the requantizer's
+      rounding-addend decode (9.5 ns, 4 LUT levels), the drain's first register from the
+      result FIFO head (9.4 ns: one read pointer for 135 RAM slices), the ADD's operand
+      enables (9.2 ns), the requantized FIFO's write enable (9.1 ns), the LUT multipliers'
+      first adders (8.8 ns, 383 endpoints), the issue logic (7.4-8.5 ns: 5 to 6 LUT levels
+      from the k/t counters), the weight buffer's address copies (7.8 ns).
     - ``popq``: 101.2 MHz, 24.3k, 22.1k, 124, 146. Credits of both FIFOs returned by
       registered pops. Critical path: the requantized FIFO's head (read pointer, distributed
       RAM, the ADD's lane select) straight into the `ResidualAdd`'s first adder (7.4 ns of
@@ -420,6 +467,12 @@ class PointwiseArray(wiring.Component):
                    for n in range(NX)]
         tiles_last = [Signal(range(max(2, g.max_tiles)), name=f"tiles_last{n}", reset_less=True)
                       for n in range(NX)]
+        # Flags and values the issue logic compares its counters with, derived here once:
+        # whether k_words (out_tiles) is 1, and k_words - 2 (out_tiles - 2).
+        kw_one = [Signal(name=f"kw_one{n}", reset_less=True) for n in range(NX)]
+        tiles_one = [Signal(name=f"tiles_one{n}", reset_less=True) for n in range(NX)]
+        kw_m2 = [Signal.like(kw_last[n], name=f"kw_m2_{n}") for n in range(NX)]
+        tiles_m2 = [Signal.like(tiles_last[n], name=f"tiles_m2_{n}") for n in range(NX)]
         wbase = [ctx.weight_base if NX > 1 else 0 for ctx in ctxs]
         tbase = [ctx.table_base if NX > 1 else 0 for ctx in ctxs]
 
@@ -431,26 +484,40 @@ class PointwiseArray(wiring.Component):
         go = self.start & ~busy
         m.d.comb += self.busy.eq(busy)
         with m.If(go):
-            m.d.sync += [busy.eq(1), run.eq(self.cfg)]
+            m.d.sync += busy.eq(1)
+        # The parameters follow cfg while idle, so they hold what it was in the cycle start
+        # is taken: their ~250 enables are then busy itself, not a decision made from start.
+        with m.If(~busy):
+            m.d.sync += run.eq(self.cfg)
             for n in range(NX):
                 m.d.sync += [kw_last[n].eq(new_ctxs[n].k_words - 1),
-                             tiles_last[n].eq(new_ctxs[n].out_tiles - 1)]
+                             tiles_last[n].eq(new_ctxs[n].out_tiles - 1),
+                             kw_one[n].eq(new_ctxs[n].k_words == 1),
+                             tiles_one[n].eq(new_ctxs[n].out_tiles == 1),
+                             kw_m2[n].eq(new_ctxs[n].k_words - 2),
+                             tiles_m2[n].eq(new_ctxs[n].out_tiles - 2)]
 
         # ---- memories -----------------------------------------------------------------------
         # Weights, pixels and bias: `BlockRAM`s (read latency 2; with dsp="ecp5" the second
         # register is the DP16KD's own output register, which Yosys never maps by itself: an
         # ECP5 block RAM read from its latch has a ~6 ns clock-to-out).
         ram = "ecp5" if self._dsp == "ecp5" else "infer"
-        # The weight buffer (114 DP16KD on the ecp5 preset) registers its inputs itself, one
-        # copy per group of blocks: one address register for all of them measured 13 ns of
-        # routing. Its read latency is 3: the read address goes in unregistered (below).
-        wmem = m.submodules.weights = BlockRAM(
-            data.ArrayLayout(data.ArrayLayout(signed(8), R), C), cfgc.weight_words, primitive=ram,
-            input_regs=True)
         # The pixel buffer is kept in PIXEL_COPIES identical block RAMs, each feeding
         # C / PIXEL_COPIES columns: one RAM output bit driving all C DSPs of a row measured
         # 12.2 ns of routing (75.3 MHz), the DSPs being spread over the whole device.
         copies = min(PIXEL_COPIES, C)
+        # The weight buffer is split the same way: part n holds the weights of the columns that
+        # pixel copy n feeds, so each part sits by its columns, with its own read address
+        # register (one register driving the 15 input-register copies of a single 114-DP16KD
+        # buffer measured 7.8 ns of routing). Each part registers its inputs itself, one copy
+        # per group of blocks (one address register for all of them measured 13 ns of routing),
+        # so its read latency is 3: the read address goes in unregistered (below).
+        col_group = [c * copies // C for c in range(C)]
+        wmems = [BlockRAM(data.ArrayLayout(data.ArrayLayout(signed(8), R), col_group.count(n)),
+                          cfgc.weight_words, primitive=ram, input_regs=True)
+                 for n in range(copies)]
+        for n, wm in enumerate(wmems):
+            m.submodules[f"weights{n}"] = wm
         pmems = [BlockRAM(data.ArrayLayout(signed(9), R), 2 << kw_bits, primitive=ram)
                  for _ in range(copies)]
         for n, pm in enumerate(pmems):
@@ -470,13 +537,16 @@ class PointwiseArray(wiring.Component):
                                "shift": data.ArrayLayout(signed(6), RL)}),
             g.max_tiles << j_bits, primitive=ram)
 
-        w_wr = SimpleNamespace(addr=wmem.w_addr, data=wmem.w_data, en=wmem.w_en)
-        m.d.comb += [
-            self.wload.ready.eq(1),          # also while busy: the next job's weights (prefetch)
-            w_wr.addr.eq(self.wload.payload.addr),
-            w_wr.data.eq(self.wload.payload.data),
-            w_wr.en.eq(self.wload.valid),
-        ]
+        m.d.comb += self.wload.ready.eq(1)   # also while busy: the next job's weights (prefetch)
+        w_words = data.View(data.ArrayLayout(data.ArrayLayout(signed(8), R), C),
+                            self.wload.payload.data)
+        for n, wm in enumerate(wmems):
+            first = col_group.index(n)
+            m.d.comb += [
+                wm.w_addr.eq(self.wload.payload.addr),
+                wm.w_data.eq(Cat(*[w_words[c] for c in range(first, first + col_group.count(n))])),
+                wm.w_en.eq(self.wload.valid),
+            ]
         # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
         b_wr = SimpleNamespace(addr=bmem.w_addr, data=bmem.w_data, en=bmem.w_en)
         s_wq = SimpleNamespace(addr=Signal.like(smem.w_addr, reset_less=True),
@@ -507,21 +577,24 @@ class PointwiseArray(wiring.Component):
         wr_half = Signal()
         wk = Signal(range(max(2, g.max_k_words)))
         in_done = Signal()
-        # The write is registered (address, data minus the zero point, enable): the accept
-        # decision has no time left to reach every copy. A pixel's last word lands the cycle
-        # after it is taken, before its first read (issue, then the registered read address).
-        p_wr = SimpleNamespace(addr=Signal(kw_bits + 1, reset_less=True),
-                               data=Signal(data.ArrayLayout(signed(9), R), reset_less=True),
-                               en=Signal())
+        # The write is registered (address, data minus the zero point, enable), one copy per
+        # pixel RAM (``*_dup*``: the copies sit apart): the accept decision has no time left to
+        # reach every copy. A pixel's last word lands the cycle after it is taken, before its
+        # first read (issue, then the registered read address).
+        p_wrs = [SimpleNamespace(addr=Signal(kw_bits + 1, name=f"p_wr_addr_dup{n}", reset_less=True),
+                                 data=Signal(data.ArrayLayout(signed(9), R),
+                                             name=f"p_wr_data_dup{n}", reset_less=True),
+                                 en=Signal(name=f"p_wr_en_dup{n}"))
+                 for n in range(copies)]
         take_in = Signal()
         m.d.comb += [
             self.i.ready.eq(busy & ~in_done & ~full.bit_select(wr_half, 1)),
             take_in.eq(self.i.valid & self.i.ready),
         ]
-        m.d.sync += [p_wr.addr.eq(Cat(wk[:kw_bits], wr_half)), p_wr.en.eq(take_in)]
-        for r in range(R):
-            m.d.sync += p_wr.data[r].eq(self.i.payload.data[r] - sel(in_ctx, [c.in_zp for c in ctxs]))
-        for pm in pmems:
+        for p_wr, pm in zip(p_wrs, pmems):
+            m.d.sync += [p_wr.addr.eq(Cat(wk[:kw_bits], wr_half)), p_wr.en.eq(take_in)]
+            for r in range(R):
+                m.d.sync += p_wr.data[r].eq(self.i.payload.data[r] - sel(in_ctx, [c.in_zp for c in ctxs]))
             m.d.comb += [pm.w_addr.eq(p_wr.addr), pm.w_data.eq(p_wr.data), pm.w_en.eq(p_wr.en)]
         with m.If(take_in):
             with m.If(wk == sel(in_ctx, kw_last)):
@@ -549,8 +622,14 @@ class PointwiseArray(wiring.Component):
         # adder and compare behind the drain's pop measured 7.9 ns of routing).
         credits = Signal(self._fifo_depth, init=(1 << self._fifo_depth) - 1)
         cur = ctx_px.bit_select(rd_half, 1) if NX > 1 else 0   # context of the pixel in compute
-        is_lastk = k == sel(cur, kw_last)
-        is_last_tile = t == sel(cur, tiles_last)
+        # k == k_words - 1 and t == out_tiles - 1 from flip-flops: whether the counter is 0 (then
+        # the context's "is 1" flag answers) and, for a nonzero counter, the comparison made
+        # when it was incremented (its context cannot change before it returns to 0). Compared
+        # here, the counters measured 5 to 6 LUT levels before the issue decision's loads.
+        k_zero, t_zero = Signal(init=1), Signal(init=1)
+        k_at_last, t_at_last = Signal(), Signal()
+        is_lastk = Mux(k_zero, sel(cur, kw_one), k_at_last)
+        is_last_tile = Mux(t_zero, sel(cur, tiles_one), t_at_last)
         issue = Signal()
         m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | credits[0]))
 
@@ -561,20 +640,21 @@ class PointwiseArray(wiring.Component):
         # again per group of blocks. The pixel read address is registered here too (so that a
         # pixel's last word, written the cycle after it is taken, has landed before its first
         # read), and each pixel copy's output is registered once in the fabric (`x_copy*`).
-        w_raddr = Signal.like(wmem.r_addr, reset_less=True)
         p_raddr = Signal(kw_bits + 1, reset_less=True)
-        m.d.sync += [w_raddr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr),
-                     p_raddr.eq(Cat(k[:kw_bits], rd_half))]
-        m.d.comb += wmem.r_addr.eq(w_raddr)
+        m.d.sync += p_raddr.eq(Cat(k[:kw_bits], rd_half))
+        for n, wm in enumerate(wmems):   # one copy per weight-buffer part
+            w_raddr = Signal.like(wm.r_addr, name=f"w_raddr_dup{n}", reset_less=True)
+            m.d.sync += w_raddr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr)
+            m.d.comb += wm.r_addr.eq(w_raddr)
         m.d.comb += [pm.r_addr.eq(p_raddr) for pm in pmems]
         x_copies = [pipeline.delay(m, 1, f"x_copy{n}", pm.r_data.shape(), pm.r_data, 1)
                     for n, pm in enumerate(pmems)]
-        assert 1 + wmem.latency == 1 + pmems[0].latency + 1
+        assert 1 + wmems[0].latency == 1 + pmems[0].latency + 1
 
         tags = [None, Signal(tag_layout, name="tag1")]
         m.d.sync += [
             tags[1].valid.eq(issue),
-            tags[1].first.eq(k == 0),
+            tags[1].first.eq(k_zero),
             tags[1].lastk.eq(is_lastk),
             tags[1].last.eq(last_px.bit_select(rd_half, 1) & is_last_tile),
             tags[1].t.eq(t + sel(cur, tbase) if NX > 1 else t),   # table row
@@ -582,16 +662,18 @@ class PointwiseArray(wiring.Component):
         ]
         with m.If(issue):
             with m.If(is_lastk):
-                m.d.sync += k.eq(0)
+                m.d.sync += [k.eq(0), k_zero.eq(1)]
                 with m.If(is_last_tile):
                     m.d.sync += [
-                        t.eq(0), waddr.eq(0), rd_half.eq(~rd_half),
+                        t.eq(0), t_zero.eq(1), waddr.eq(0), rd_half.eq(~rd_half),
                         full.bit_select(rd_half, 1).eq(0),
                     ]
                 with m.Else():
-                    m.d.sync += [t.eq(t + 1), waddr.eq(waddr + 1)]
+                    m.d.sync += [t.eq(t + 1), t_zero.eq(0), t_at_last.eq(t == sel(cur, tiles_m2)),
+                                 waddr.eq(waddr + 1)]
             with m.Else():
-                m.d.sync += [k.eq(k + 1), waddr.eq(waddr + 1)]
+                m.d.sync += [k.eq(k + 1), k_zero.eq(0), k_at_last.eq(k == sel(cur, kw_m2)),
+                             waddr.eq(waddr + 1)]
 
         # ---- MAC pipeline: operand registers, products, registered adder tree ---------------
         for n in range(2, self._sum_stage + 1):
@@ -606,10 +688,10 @@ class PointwiseArray(wiring.Component):
         # DSP and the column's adder tree, which are spread over the device (a RAM output
         # straight into the DSPs of 4 columns measured 9.6 ns of routing, a DSP output straight
         # into its adder tree 6.9 ns).
-        w1 = wmem.r_data
         sums = []
         for c in range(C):
-            x1 = x_copies[c * copies // C]
+            x1 = x_copies[col_group[c]]
+            w1 = wmems[col_group[c]].r_data[c - col_group.index(col_group[c])]
             level = []
             for r in range(R):
                 pe = m.submodules[f"pe_c{c}_r{r}"] = RegisteredMultiplier(
@@ -618,7 +700,7 @@ class PointwiseArray(wiring.Component):
                 before = extra - extra // 2
                 m.d.comb += [
                     pe.a.eq(pipeline.delay(m, 1, f"x_c{c}_r{r}_dup", signed(9), x1[r], before)),
-                    pe.b.eq(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[c][r], before)),
+                    pe.b.eq(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[r], before)),
                 ]
                 level.append(pipeline.delay(m, 1, f"p_c{c}_r{r}", pe.p.shape(), pe.p,
                                             extra - before))
@@ -646,7 +728,6 @@ class PointwiseArray(wiring.Component):
         m.d.comb += bmem.r_addr.eq(tags[self._sum_stage - bmem.latency - 1].t)
         bias = [pipeline.delay(m, 1, f"bias_c{c}", signed(32), bmem.r_data[c], 1) for c in range(C)]
         acc = Signal(data.ArrayLayout(signed(32), C), reset_less=True)
-        done = Signal()
         done_tag = Signal(tag_layout, reset_less=True)
         # Each column's accumulator loads on its own copy of the tag's valid and first bits
         # (``*_dup*``, kept apart in synthesis): the columns sit by their DSPs, spread over the
@@ -658,35 +739,42 @@ class PointwiseArray(wiring.Component):
             m.d.sync += [acc_en.eq(tag_p.valid), acc_first.eq(tag_p.first)]
             with m.If(acc_en):
                 m.d.sync += acc[c].eq(Mux(acc_first, bias[c], acc[c]) + sums[c])
-        m.d.sync += [done.eq(tag_s.valid & tag_s.lastk), done_tag.eq(tag_s)]
+        m.d.sync += done_tag.eq(tag_s)
 
         # ---- result FIFO and credits --------------------------------------------------------
         # An entry carries its table row and context, so the drain needs no counters of its own.
         # The drain takes its RL-lane slices straight from the head. (amaranth's
         # SyncFIFOBuffered has a C x 32-bit output register whose load enable came from the
-        # drain's advance: 9.7 ns of routing, 89.2 MHz.)
+        # drain's advance: 9.7 ns of routing, 89.2 MHz.) One memory per column group (the
+        # groups of the weight buffer), each with its own copy of the pointers and the push.
         entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
                                    "t": tag_layout["t"].shape, "ctx": 1})
+        parts = [32 * col_group.count(n) for n in range(copies)]
+        parts[-1] += entry.size - C * 32
+        pushes = [Signal(name=f"results_push_dup{n}") for n in range(copies)]
+        m.d.sync += [p.eq(tag_s.valid & tag_s.lastk) for p in pushes]
         pop = Signal()
-        head, f_rdy = _head_fifo(m, "results", entry, self._fifo_depth, push=done,
-                                 w_data=Cat(acc, done_tag.last, done_tag.t, done_tag.ctx), pop=pop)
+        head, f_rdy = _head_fifo(m, "results", entry, self._fifo_depth, push=pushes,
+                                 w_data=Cat(acc, done_tag.last, done_tag.t, done_tag.ctx),
+                                 pop=pop, parts=parts)
         _return_credits(m, credits, spend=issue & is_lastk, pop=pop)
 
         # ---- drain: RL channels per cycle into the requantizers -----------------------------
-        # The requantizer never stalls: its output goes into a FIFO (`requantized`) that the
-        # drain reserves an entry of before it sends a beat, and its o.ready is the constant 1,
-        # so synthesis removes its pipeline enable (one flip-flop driving the clock enables of
-        # 4 x requant_lanes DSPs and ~680 flip-flops per lane, spread over the device: 13.1 ns
-        # of routing with 8 lanes). Backpressure stops at the drain. The slice and its
+        # The requantizer never stalls: its results are gathered into whole output words
+        # that go into a FIFO (`requantized`) whose entries the drain reserves, one per word,
+        # before it sends a word's first slice; its o.ready is the constant 1, so synthesis
+        # removes its pipeline enable (one flip-flop driving the clock enables of 4 x
+        # requant_lanes DSPs and ~680 flip-flops per lane, spread over the device: 13.1 ns of
+        # routing with 8 lanes). Backpressure stops at the drain. The slice and its
         # multiplier/shift row (read from the scale RAM, latency 2) meet at the requantizer's
         # input two cycles after the drain advances.
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
-        qdepth = rq.latency + 6   # covers the credit's round trip: one beat per cycle
+        qdepth = -(-(rq.latency + S + 6) // S) + 1   # covers a credit's round trip
         q_credits = Signal(qdepth, init=(1 << qdepth) - 1)
         j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
         adv = Signal()
         m.d.comb += [
-            adv.eq(f_rdy & q_credits[0]),
+            adv.eq(f_rdy & ((j != 0) | q_credits[0])),
             smem.r_addr.eq(Cat(j[:j_bits], head.t)),
             pop.eq(adv & (j == S - 1)),
         ]
@@ -714,128 +802,110 @@ class PointwiseArray(wiring.Component):
         if NX > 1:
             m.d.comb += rqi.tag.ctx.eq(d_ctx)
 
-        # The requantized FIFO. Its credits come back a cycle late (registered pops): the pop
-        # is decided by the output side, the credits are counted by the drain, and the two sit
-        # apart (a pop straight into the credits measured 4.4 ns of routing).
-        qlay = data.StructLayout({"data": data.ArrayLayout(signed(8), RL), "last": 1, "ctx": 1})
+        # The requantized FIFO, one output word per entry. Its credits come back a cycle late
+        # (registered pops): the pop is decided by the output side, the credits are counted
+        # by the drain, and the two sit apart (a pop straight into the credits measured 4.4 ns
+        # of routing).
+        word, word_done = _gather(m, "gather_rq", rq.o.payload.data.as_value(), rq.o.valid, S)
+        qlay = data.StructLayout({"data": data.ArrayLayout(signed(8), C), "last": 1, "ctx": 1})
         q_pop = Signal()
-        q, q_valid = _head_fifo(m, "requantized", qlay, qdepth, push=rq.o.valid,
-                                w_data=Cat(rq.o.payload.data, rq.o.payload.tag.last,
+        q, q_valid = _head_fifo(m, "requantized", qlay, qdepth, push=word_done,
+                                w_data=Cat(word, rq.o.payload.tag.last,
                                            rq.o.payload.tag.ctx if NX > 1 else 0),
                                 pop=q_pop)
-        _return_credits(m, q_credits, spend=adv, pop=q_pop)
+        _return_credits(m, q_credits, spend=adv & (j == 0), pop=q_pop)
 
-        # ---- optional residual ADD: AL lanes per cycle behind the requantizers ---------------
-        # Each requantized beat (RL lanes) is split into U = RL/AL sub-beats; the residual word
-        # (C lanes) is consumed AL lanes at a time in the same channel order. Both operands
-        # come from registers that shift AL lanes out per ADD input (`add_a`, `add_b`): the
-        # FIFO head through a lane select straight into the ADD's first adder measured 7.4 ns
-        # of routing. The ADD never stalls either: its results go into a FIFO (`added`) whose
-        # entries the ADD's input reserves by credits, and its o.ready is the constant 1, so
-        # the enable of its ~2,000 pipeline flip-flops and 12 DSPs is gone too.
+        # ---- optional residual ADD: AL lanes per cycle behind the requantized FIFO -----------
+        # A requantized word and its residual word are shifted through registers AL lanes per
+        # ADD input (`add_a`, `add_b`): the FIFO head through a lane select straight into the
+        # ADD's first adder measured 7.4 ns of routing. The ADD never stalls either: its results
+        # are gathered into words that go into a FIFO (`added`), whose entries are reserved
+        # when a word is taken from the requantized FIFO; its o.ready is the constant 1, so the
+        # enable of its ~2,000 pipeline flip-flops and 12 DSPs is gone too.
         AL = cfgc.residual_lanes or RL
-        U, NA = RL // AL, C // AL
+        NA = C // AL
         radd = m.submodules.residual_add = ResidualAdd(AL, lay.tag, dsp=self._dsp)
-        adepth = radd.latency + 5   # covers the credit's round trip
+        adepth = -(-(radd.latency + NA + 6) // NA) + 1   # covers a credit's round trip
         a_credits = Signal(adepth, init=(1 << adepth) - 1)
-        add_a = Signal(RL * 8, reset_less=True)   # the requantized beat, AL lanes shifted out per join
+        add_a = Signal(C * 8, reset_less=True)
         add_a_last = Signal(reset_less=True)
         add_a_valid = Signal()
-        add_b = Signal(C * 8, reset_less=True)    # the residual word, likewise
+        add_b = Signal(C * 8, reset_less=True)
         add_b_valid = Signal()
-        u = Signal(range(max(2, U)))  # counters are never 0 bits wide (Verilator)
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
         use_res = run.residual
         # Context 1's results leave on ox and never see the ADD (the ADD is context 0's).
         beat_x = q.ctx if NX > 1 else Const(0, 1)
-        join = Signal()
-        a_take = Signal()   # add_a takes the requantized FIFO's head
+        join, rj_last, load_a = Signal(), Signal(), Signal()
         m.d.comb += [
-            join.eq(add_a_valid & add_b_valid & a_credits[0]),
+            join.eq(add_a_valid & add_b_valid),
+            rj_last.eq(rj == NA - 1),
+            load_a.eq(use_res & q_valid & ~beat_x & a_credits[0]
+                      & (~add_a_valid | (join & rj_last))),
             radd.params.a_zp.eq(ctxs[0].out_zp),
             radd.i.valid.eq(join),
             radd.i.payload.a.eq(add_a[:AL * 8]),
             radd.i.payload.b.eq(add_b[:AL * 8]),
-            radd.i.payload.tag.last.eq(add_a_last & (u == U - 1)),
+            radd.i.payload.tag.last.eq(add_a_last & rj_last),
             radd.o.ready.eq(1),
-            a_take.eq(~add_a_valid | (join & (u == U - 1))),
-            self.res.ready.eq(busy & use_res & (~add_b_valid | (join & (rj == NA - 1)))),
+            self.res.ready.eq(busy & use_res & (~add_b_valid | (join & rj_last))),
         ]
         for name, _ in lay.cfg["add"].shape:
             m.d.comb += radd.params[name].eq(run.add[name])
         with m.If(join):
             m.d.sync += [
-                u.eq(Mux(u == U - 1, 0, u + 1)),
-                rj.eq(Mux(rj == NA - 1, 0, rj + 1)),
+                rj.eq(Mux(rj_last, 0, rj + 1)),
                 add_a.eq(add_a >> (AL * 8)),
-                add_a_valid.eq(u != U - 1),
+                add_a_valid.eq(~rj_last),
                 add_b.eq(add_b >> (AL * 8)),
-                add_b_valid.eq(rj != NA - 1),
+                add_b_valid.eq(~rj_last),
             ]
-        with m.If(q_valid & use_res & ~beat_x & a_take):
+        with m.If(load_a):
             m.d.sync += [add_a.eq(q.data), add_a_last.eq(q.last), add_a_valid.eq(1)]
         with m.If(self.res.valid & self.res.ready):
             m.d.sync += [add_b.eq(self.res.payload.data), add_b_valid.eq(1)]
-        alay = data.StructLayout({"data": data.ArrayLayout(signed(8), AL), "last": 1})
+        aword, aword_done = _gather(m, "gather_add", radd.o.payload.data.as_value(),
+                                    radd.o.valid, NA)
+        alay = data.StructLayout({"data": data.ArrayLayout(signed(8), C), "last": 1})
         a_pop = Signal()
-        added, a_valid = _head_fifo(m, "added", alay, adepth, push=radd.o.valid,
-                                    w_data=Cat(radd.o.payload.data, radd.o.payload.tag.last),
-                                    pop=a_pop)
-        _return_credits(m, a_credits, spend=join, pop=a_pop)
+        added, a_valid = _head_fifo(m, "added", alay, adepth, push=aword_done,
+                                    w_data=Cat(aword, radd.o.payload.tag.last), pop=a_pop)
+        _return_credits(m, a_credits, spend=load_a, pop=a_pop)
 
-        # ---- gather slices (requantized, or after the ADD) into one output word --------------
-        gj = Signal(range(max(2, S)))   # position in RL-lane slices (requantizer path)
-        ga = Signal(range(max(2, NA)))  # position in AL-lane slices (ADD path)
-        gword = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
+        # ---- output registers: o from the requantized FIFO (or the ADD's), ox (context 1)
+        # from the requantized FIFO, so neither context waits behind the ADD's pipeline
         o_valid = Signal()
+        o_data = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
         o_last = Signal(reset_less=True)
         src_ready = Signal()
-        take_rq = Signal()
-        take_add = Signal()
         srcx_ready = Signal()
         m.d.comb += [
             src_ready.eq(~o_valid | self.o.ready),
-            q_pop.eq(q_valid & Mux(beat_x, srcx_ready, Mux(use_res, a_take, src_ready))),
-            take_rq.eq(~use_res & ~beat_x & q_valid & src_ready),
-            take_add.eq(use_res & a_valid & src_ready),
-            a_pop.eq(take_add),
+            q_pop.eq(Mux(beat_x, q_valid & srcx_ready,
+                         Mux(use_res, load_a, q_valid & src_ready))),
+            a_pop.eq(use_res & a_valid & src_ready),
             self.o.valid.eq(o_valid),
-            self.o.payload.data.eq(gword),
+            self.o.payload.data.eq(o_data),
             self.o.payload.last.eq(o_last),
         ]
-        with m.If(self.o.ready):
-            m.d.sync += o_valid.eq(0)
-        for take, pos, lanes, beat, last in ((take_rq, gj, RL, q.data, q.last),
-                                             (take_add, ga, AL, added.data, added.last)):
-            with m.If(take):
-                m.d.sync += gword.as_value().word_select(pos, lanes * 8).eq(beat)
-                with m.If(pos == C // lanes - 1):
-                    m.d.sync += [pos.eq(0), o_valid.eq(1), o_last.eq(last)]
-                with m.Else():
-                    m.d.sync += pos.eq(pos + 1)
+        with m.If(src_ready):   # the data's select is a run parameter, not a decision
+            m.d.sync += [
+                o_valid.eq(Mux(use_res, a_valid, q_valid & ~beat_x)),
+                o_data.eq(Mux(use_res, added.data, q.data)),
+                o_last.eq(Mux(use_res, added.last, q.last)),
+            ]
         with m.If(o_valid & self.o.ready & o_last):
             m.d.sync += [busy.eq(0), in_done.eq(0)]
-
-        # ---- context 1: its own gather register and port, so its results never wait behind
-        # the ADD's pipeline (nor the ADD behind them)
-        gx = Signal(range(max(2, S)))
         if NX > 1:
-            gxword = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
             ox_valid = Signal()
-            take_x = beat_x & q_valid & srcx_ready
+            ox_data = Signal(data.ArrayLayout(signed(8), C), reset_less=True)
             m.d.comb += [
                 srcx_ready.eq(~ox_valid | self.ox.ready),
                 self.ox.valid.eq(ox_valid),
-                self.ox.payload.data.eq(gxword),
+                self.ox.payload.data.eq(ox_data),
             ]
-            with m.If(self.ox.ready):
-                m.d.sync += ox_valid.eq(0)
-            with m.If(take_x):
-                m.d.sync += gxword.as_value().word_select(gx, RL * 8).eq(q.data)
-                with m.If(gx == S - 1):
-                    m.d.sync += [gx.eq(0), ox_valid.eq(1)]
-                with m.Else():
-                    m.d.sync += gx.eq(gx + 1)
+            with m.If(srcx_ready):
+                m.d.sync += [ox_valid.eq(q_valid & beat_x), ox_data.eq(q.data)]
 
         # No state is restarted at start: every counter, the pixel-buffer halves and the
         # credits are back at their idle values when a run ends (its last output word has

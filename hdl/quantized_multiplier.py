@@ -171,19 +171,34 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         hh5 = stage("s5_hh", signed(32), hh)
         right5 = stage("s5_right", unsigned(6), right4)
 
-        # 6. Everything below 2^32 summed, keeping bits 31 and up.
+        # 6. Everything below 2^32 summed, keeping bits 31 and up. `right`'s two octal digits
+        #    compared with every value here, so that 7 decodes each addend bit in one LUT
+        #    (decoded from `right` in one step, 4 LUT levels measured 9.4 ns in the PE array).
         low_sum = lo + (mid << 16)  # |.| < 2^49
         w = stage("s6_w", signed(20), low_sum >> 31)
         hh6 = stage("s6_hh", signed(32), hh5)
         right6 = stage("s6_right", unsigned(6), right5)
+        hi5, lo5 = right5[3:], right5[:3]   # the compared values go up to 33: high digit <= 4
+        hi_gt = stage("s6_hi_gt", unsigned(5), Cat(*(hi5 > d for d in range(5))))
+        hi_eq = stage("s6_hi_eq", unsigned(5), Cat(*(hi5 == d for d in range(5))))
+        lo_ge = stage("s6_lo_ge", unsigned(7), Cat(*(lo5 >= d for d in range(1, 8))))
+        lo_eq = stage("s6_lo_eq", unsigned(8), Cat(*(lo5 == d for d in range(8))))
+
+        def at_least(v):   # right >= v
+            if v & 7 == 0:
+                return hi_gt[v >> 3] | hi_eq[v >> 3]
+            return hi_gt[v >> 3] | (hi_eq[v >> 3] & lo_ge[(v & 7) - 1])
+
+        def equals(v):     # right == v
+            return hi_eq[v >> 3] & lo_eq[v & 7]
 
         # 7. SRDHM result (in int32 range: the one overflowing product was handled in 5);
-        #    the rounding addend's pieces decoded from `right`.
+        #    the rounding addend's pieces.
         r = stage("s7_r", signed(32), w + (hh6 << 1))
         below_half = stage("s7_below_half", unsigned(32),
-                           Cat(*(right6 >= k + 2 for k in range(32))))  # 2^(right-1) - 1
+                           Cat(*(at_least(k + 2) for k in range(32))))  # 2^(right-1) - 1
         half = stage("s7_half", unsigned(32),
-                     Cat(*(right6 == k + 1 for k in range(32))))        # 2^(right-1), or 0
+                     Cat(*(equals(k + 1) for k in range(32))))          # 2^(right-1), or 0
         right7 = stage("s7_right", unsigned(6), right6)
 
         # 8. Round half away from zero: add 2^(right-1) for r >= 0, 2^(right-1) - 1 for r < 0
