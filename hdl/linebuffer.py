@@ -58,11 +58,14 @@ are flip-flops kept with the counters, and the output pipeline runs on one enabl
 register, so ``o.ready`` never reaches the RAM enables or the counters.
 
 Measured (ecp5 preset, ``ram="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
---design linebuffer``, LFE5U-85F, in the synthesis harness, nextpnr seed 1): 24 DP16KD, 5.1k
-TRELLIS_COMB, 2.6k flip-flops; 148.1 MHz (121.9 before this flow control, with the compares in
-front of the enables; 110.6 with inferred RAMs read without their output register). The critical
-path is now ``ready_q``'s own input: the compare chains and the cur/next selection (6.75 ns, two
-thirds routing).
+--design linebuffer [--seed N]``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 5.5k
+TRELLIS_COMB, 2.7k flip-flops; 146.7 / 155.2 / 123.5 MHz at nextpnr seeds 1 / 2 / 3
+(build/synth/linebuffer-ecp5-ecp5-rowrel2-seed*.json). With the whole compares on the path
+(before `_RowRelation`) it was 148.1 / 139.5 / 137.8: the same mean, so the row flip-flops buy
+logic depth, not yet Fmax. The critical path is still ``ready_q``'s input, now the column
+compare and three wide-mux levels, two thirds of it routing, and its length varies with
+placement (6.8 to 8.1 ns). (121.9 MHz before this flow control, with the compares in front of
+the enables; 110.6 with inferred RAMs read without their output register.)
 """
 
 from typing import NamedTuple
@@ -662,29 +665,38 @@ class _RowRelation:
     Why: ``free_q`` and ``ready_q`` each compare a (row, column) pair lexicographically; as
     one carry chain over both counters (~22 bits) plus the selection behind it, that was the
     line buffer's critical path. Rows change rarely, so the row relations (``rel``: less or
-    greater, and ``equal``) are computed a cycle ahead into flip-flops and the column compare
-    alone stays on the path. The result is exact, the same as comparing the counters directly.
+    greater, and ``equal``) go into flip-flops a cycle early and the column compare alone stays
+    on the path. The result is exact, the same as comparing the counters directly.
 
     ``rel[i][j]``, ``equal[i][j]``: this side's row ``i`` (0: current, 1: next, 2: the one
-    after) against the other side's row ``j`` (0: current, 1: next). ``move`` / ``other_move``:
-    this side / the other side moves to its next row at the end of this cycle. The flip-flops
-    then hold, for the next cycle's rows, the relations of this side's row (``cur``) and of
-    the row after it (``next``), each a (rel, equal) pair. On ``begin`` they take
-    ``at_begin``, ``(cur, next)``: the relations of the counters' start values.
+    after) against the other side's row ``j`` (0: current, 1: next), all registered as they
+    are. ``move`` / ``other_move``: this side / the other side moves to its next row at the end
+    of this cycle; they are registered too and pick, a cycle later, the relations of the rows
+    the sides are then on: ``cur`` for this side's row, ``next`` for the row after it, each a
+    (rel, equal) pair. (Selecting before the registers lets Yosys share one compare behind a
+    multiplexer on the late ``move``, which measured slower than the unsplit compare.)
+    On ``begin`` they take ``at_begin``, ``(cur, next)``: the relations of the counters' start
+    values.
     """
 
     def __init__(self, m, name, begin, at_begin, move, other_move, rel, equal):
-        def pick(table, row):
-            return Mux(other_move, Mux(move, table[row + 1][1], table[row][1]),
-                       Mux(move, table[row + 1][0], table[row][0]))
-
+        moved = Signal(name=f"{name}_moved", reset_less=True)
+        other_moved = Signal(name=f"{name}_other_moved", reset_less=True)
+        m.d.sync += [moved.eq(move), other_moved.eq(other_move)]
         flops = {}
-        for which, row in (("cur", 0), ("next", 1)):
-            for kind, table in (("rel", rel), ("eq", equal)):
-                flop = flops[kind, which] = Signal(name=f"{name}_{kind}_{which}", reset_less=True)
-                m.d.sync += flop.eq(pick(table, row))
+        for kind, table in (("rel", rel), ("eq", equal)):
+            for i, row in enumerate(table):
+                for j, value in enumerate(row):
+                    flop = flops[kind, i, j] = Signal(name=f"{name}_{kind}{i}{j}", reset_less=True)
+                    m.d.sync += flop.eq(value)
         with m.If(begin):
-            for which, pair in zip(("cur", "next"), at_begin):
-                m.d.sync += [flops[kind, which].eq(v) for kind, v in zip(("rel", "eq"), pair)]
-        self.cur = (flops["rel", "cur"], flops["eq", "cur"])
-        self.next = (flops["rel", "next"], flops["eq", "next"])
+            m.d.sync += [moved.eq(0), other_moved.eq(0)]
+            for i, pair in enumerate(at_begin):
+                m.d.sync += [flops[kind, i, 0].eq(v) for kind, v in zip(("rel", "eq"), pair)]
+
+        def pick(kind, i):
+            return Mux(other_moved, Mux(moved, flops[kind, i + 1, 1], flops[kind, i, 1]),
+                       Mux(moved, flops[kind, i + 1, 0], flops[kind, i, 0]))
+
+        self.cur = (pick("rel", 0), pick("eq", 0))
+        self.next = (pick("rel", 1), pick("eq", 1))
