@@ -58,14 +58,16 @@ are flip-flops kept with the counters, and the output pipeline runs on one enabl
 register, so ``o.ready`` never reaches the RAM enables or the counters.
 
 Measured (ecp5 preset, ``ram="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
---design linebuffer [--seed N]``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 5.5k
-TRELLIS_COMB, 2.7k flip-flops; 146.7 / 155.2 / 123.5 MHz at nextpnr seeds 1 / 2 / 3
-(build/synth/linebuffer-ecp5-ecp5-rowrel2-seed*.json). With the whole compares on the path
-(before `_RowRelation`) it was 148.1 / 139.5 / 137.8: the same mean, so the row flip-flops buy
-logic depth, not yet Fmax. The critical path is still ``ready_q``'s input, now the column
-compare and three wide-mux levels, two thirds of it routing, and its length varies with
-placement (6.8 to 8.1 ns). (121.9 MHz before this flow control, with the compares in front of
-the enables; 110.6 with inferred RAMs read without their output register.)
+--design linebuffer [--seed N]``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 5.4k
+TRELLIS_COMB, 2.7k flip-flops; 142.9 / 144.3 / 150.2 MHz at nextpnr seeds 1 / 2 / 3
+(build/synth/linebuffer-ecp5-ecp5-dup-seed*.json). Before the per-row enable and select copies
+146.7 / 155.2 / 123.5 (``-rowrel2-seed*``), and with the whole compares on the ``ready_q`` path
+(before `_RowRelation`) 148.1 / 139.5 / 137.8: means 141.8, 141.8, now 145.8. The critical
+paths are the enable loop: ``skid_valid`` -> ``issue`` -> the consumer counters' enables, and
+``ready_q``'s input (column compare and three wide-mux levels); 1.5-2.6 ns of logic and 4-5.5
+ns of routing, so their length is mostly placement. (121.9 MHz before this flow control, with
+the compares in front of the enables; 110.6 with inferred RAMs read without their output
+register.)
 """
 
 from typing import NamedTuple
@@ -479,6 +481,10 @@ class LineBuffer(wiring.Component):
         skid_valid = Signal()
         en = Signal()
         m.d.comb += en.eq(~skid_valid)
+        # The enable reaches ~700 flip-flops and the RAMs; each window row's S3 registers get
+        # their own copy of it (and of their selects), so no one net spans the device.
+        skid_copies = [Signal(name=f"skid_valid_dup{dy}") for dy in range(3)]
+        row_en = [~copy for copy in skid_copies]
 
         # The window needs its last row min(r0 + 2, height - 1) written up to its last column
         # min(c0 + 2, width - 1). Past the right edge (c0 + 2 > width - 1) no p_col exceeds
@@ -548,28 +554,33 @@ class LineBuffer(wiring.Component):
         # registers: the 12 block RAMs sit all over the device, and their route plus this mux
         # plus the bank rotation measured 8.1 ns in one cycle. S3 -> output: the bank rotation
         # per tap and the padding (9 R:1 and 9 3:1 muxes instead of 9 (3R):1).
+        # Each (row, bank) select and each tap's bank and padding flag is a register of its
+        # own (``*_dup*``), loaded with the row's enable: 64 muxes per select net, not 192/576.
         s3_valid = Signal()
         s3_meta = Signal(meta_layout, reset_less=True)
-        row_words = []
-        for dy in range(3):
-            row = [Signal(lanes * 8, name=f"s3_row{dy}_bank{bank}", reset_less=True)
-                   for bank in range(3)]
-            for bank, word in enumerate(row):
-                by_slot = Array(s2_words[slot][bank] for slot in range(rows))
-                with m.If(en):
-                    m.d.sync += word.eq(by_slot[s2_meta.slot[dy]])
-            row_words.append(Array(row))
-        with m.If(en):
-            m.d.sync += [s3_valid.eq(s2_valid), s3_meta.eq(s2_meta)]
         pad_word = Cat(cfg.pad_value for _ in range(lanes))
         leaving = Signal(self._window_layout)   # what S3 produces this cycle, muxed and padded
         m.d.comb += [leaving.chunk.eq(s3_meta.chunk), leaving.last.eq(s3_meta.last)]
         for dy in range(3):
+            row = []
+            for bank in range(3):
+                slot = pipeline.stage(m, row_en[dy], f"s2_slot_dup{dy}_{bank}", range(rows),
+                                      s1_meta.slot[dy])
+                by_slot = Array(s2_words[s][bank] for s in range(rows))
+                row.append(pipeline.stage(m, row_en[dy], f"s3_row{dy}_bank{bank}",
+                                          lanes * 8, by_slot[slot]))
             for dx in range(3):
-                word = row_words[dy][s3_meta.bank[dx]]
-                m.d.comb += leaving.taps[dy * 3 + dx].as_value().eq(
-                    Mux(s3_meta.row_pad[dy] | s3_meta.col_pad[dx], pad_word, word))
-        out_valid = pipeline.skid_output(m, self.o, leaving, s3_valid, skid_valid)
+                t = dy * 3 + dx
+                tap_bank = pipeline.stage(m, row_en[dy], f"s3_bank_dup{t}", range(3),
+                                          s2_meta.bank[dx])
+                tap_pad = pipeline.stage(m, row_en[dy], f"s3_pad_dup{t}", 1,
+                                         s2_meta.row_pad[dy] | s2_meta.col_pad[dx])
+                m.d.comb += leaving.taps[t].as_value().eq(
+                    Mux(tap_pad, pad_word, Array(row)[tap_bank]))
+        with m.If(en):
+            m.d.sync += [s3_valid.eq(s2_valid), s3_meta.chunk.eq(s2_meta.chunk),
+                         s3_meta.last.eq(s2_meta.last)]
+        out_valid = pipeline.skid_output(m, self.o, leaving, s3_valid, skid_valid, skid_copies)
 
         # ---- consumer counters
         def column_reset(n_chunks):

@@ -26,24 +26,27 @@ def delay(m, en, name, shape, value, cycles, *, reset_less=True):
     return value
 
 
-def skid_output(m, o, value, valid, skid_valid):
+def skid_output(m, o, value, valid, skid_valid, copies=()):
     """Drive stream ``o`` from a pipeline whose registers all advance on ``~skid_valid``.
 
     ``value``/``valid`` are what leaves the pipeline this cycle. ``o`` is an output register
     plus a skid register: while the output register is held, the leaving value is parked in
     the skid register (``skid_valid``, a flip-flop the caller declares), which stops the
     pipeline on the next cycle. So ``o.ready`` reaches only these two registers' muxes, never
-    the pipeline's enable; a stall freezes bubbles in place.
+    the pipeline's enable; a stall freezes bubbles in place. ``copies``: further flip-flops
+    that always hold ``skid_valid``'s value, so a wide pipeline can split its enable's fan-out
+    (name them ``*_dup*`` so synthesis keeps them apart).
     """
     out = Signal(value.shape(), reset_less=True)
     skid = Signal(value.shape(), reset_less=True)
     out_valid = Signal()
     m.d.comb += [o.valid.eq(out_valid), o.payload.eq(out)]
+    flags = [skid_valid, *copies]
     with m.If(~out_valid | o.ready):
         with m.If(skid_valid):
-            m.d.sync += [out.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
+            m.d.sync += [out.eq(skid), out_valid.eq(1), *(f.eq(0) for f in flags)]
         with m.Else():   # the pipeline moves on
             m.d.sync += [out.eq(value), out_valid.eq(valid)]
     with m.Elif(~skid_valid):   # output held, pipeline moving: park what leaves it
-        m.d.sync += [skid.eq(value), skid_valid.eq(valid)]
+        m.d.sync += [skid.eq(value), *(f.eq(valid) for f in flags)]
     return out_valid
