@@ -42,7 +42,7 @@ with the compiler and the tests).
 from types import SimpleNamespace
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -186,6 +186,17 @@ def _count_thermometer(m, code, *, up, down):
         m.d.sync += code.eq(Cat(code[1:], 0))
 
 
+def _kept(value):
+    """``value`` as an expression, for a ``*_dup*`` register that only drives a submodule's port.
+
+    Connected as it is, such a register is named after the port in the RTLIL, so the ``keep``
+    that scripts/synth.py sets on ``*_dup*`` registers misses it and Yosys merges the copies
+    back into one flip-flop (measured: one pixel register driving the DSPs of 4 columns, one
+    read pointer for the 135 RAM slices of the result FIFO). Yosys removes the ``^ 0``.
+    """
+    return Value.cast(value) ^ 0
+
+
 def _head_fifo(m, name, shape, depth, *, push, w_data, pop, parts=None):
     """A ``depth``-entry FIFO in distributed RAM, read asynchronously at its head.
 
@@ -208,8 +219,8 @@ def _head_fifo(m, name, shape, depth, *, push, w_data, pop, parts=None):
         wr, rd = mem.write_port(), mem.read_port(domain="comb")
         wptr = Signal(range(depth), name=f"{name}_wptr{suffix}")
         rptr = Signal(range(depth), name=f"{name}_rptr{suffix}")
-        m.d.comb += [wr.en.eq(pushes[n]), wr.addr.eq(wptr), wr.data.eq(w_data[lo:lo + bits]),
-                     rd.addr.eq(rptr)]
+        m.d.comb += [wr.en.eq(_kept(pushes[n])), wr.addr.eq(_kept(wptr)),
+                     wr.data.eq(w_data[lo:lo + bits]), rd.addr.eq(_kept(rptr))]
         with m.If(pushes[n]):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
         with m.If(pop):
@@ -311,7 +322,7 @@ class PointwiseArray(wiring.Component):
     result FIFO). A ``residual`` run drains ``residual_lanes`` channels per cycle instead:
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
-    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 31 cycles
+    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 32 cycles
     to the first output on the tiny preset (one more per extra adder-tree level, and when the
     Config builds columns from LUTs, the LUT multipliers' extra latency), about
     `ResidualAdd`'s latency more with the ADD (see
@@ -332,6 +343,17 @@ class PointwiseArray(wiring.Component):
     ``--nextpnr-arg=--detailed-timing-report`` the report.json next to nextpnr.log lists every
     endpoint's arrival time, which is how the classes of late endpoints below were counted):
 
+    - ``words`` (commit 819e715): 117.6 MHz, 22.3k, 22.8k, 124, 148. Results gathered into
+      words before their FIFOs, output registers straight from the FIFO heads, the result FIFO
+      and weight buffer split per column group, issue compares from flip-flops, the rounding
+      addend decoded a stage earlier. Critical path: a LUT multiplier's pixel operand register
+      into its first adder, 5.7 ns of routing away: Yosys had merged the operand registers of
+      the 4 LUT columns sharing a pixel copy, and, since a register that only drives a
+      submodule's port is named after the port, most ``*_dup*`` copies here too (see
+      `_kept`). 1,604 endpoints later than 6.0 ns: the LUT multipliers' first adders (8.5 ns,
+      692), the issue logic (8.4 ns, 4 LUT levels), the residual operand register (8.3 ns),
+      the requantized FIFO's level (8.3 ns), the drain's first register (8.1 ns), the rescales
+      of the ADD and the requantizers from their DSP products (7.3-7.9 ns).
     - ``addfifo`` (commit b0c77d2): 99.9 MHz, 24.0k, 22.3k, 124, 146. The ADD never stalls
       (ADD FIFO with credits), its operands from shift registers; scale RAM with its output
       register; bias registered per column. Critical path: the ADD FIFO's level through the
@@ -595,7 +617,8 @@ class PointwiseArray(wiring.Component):
             m.d.sync += [p_wr.addr.eq(Cat(wk[:kw_bits], wr_half)), p_wr.en.eq(take_in)]
             for r in range(R):
                 m.d.sync += p_wr.data[r].eq(self.i.payload.data[r] - sel(in_ctx, [c.in_zp for c in ctxs]))
-            m.d.comb += [pm.w_addr.eq(p_wr.addr), pm.w_data.eq(p_wr.data), pm.w_en.eq(p_wr.en)]
+            m.d.comb += [pm.w_addr.eq(_kept(p_wr.addr)), pm.w_data.eq(_kept(p_wr.data)),
+                         pm.w_en.eq(_kept(p_wr.en))]
         with m.If(take_in):
             with m.If(wk == sel(in_ctx, kw_last)):
                 m.d.sync += [
@@ -631,7 +654,8 @@ class PointwiseArray(wiring.Component):
         is_lastk = Mux(k_zero, sel(cur, kw_one), k_at_last)
         is_last_tile = Mux(t_zero, sel(cur, tiles_one), t_at_last)
         issue = Signal()
-        m.d.comb += issue.eq(busy & full.bit_select(rd_half, 1) & (~is_lastk | credits[0]))
+        # (A half is full only while busy: no `busy` term.)
+        m.d.comb += issue.eq(full.bit_select(rd_half, 1) & (~is_lastk | credits[0]))
 
         # Both words arrive 4 cycles after the issue. The weight read address is registered
         # here (a copy of waddr without enable: waddr's own flip-flops, loaded on `issue`, stay
@@ -645,7 +669,7 @@ class PointwiseArray(wiring.Component):
         for n, wm in enumerate(wmems):   # one copy per weight-buffer part
             w_raddr = Signal.like(wm.r_addr, name=f"w_raddr_dup{n}", reset_less=True)
             m.d.sync += w_raddr.eq(waddr + sel(cur, wbase) if NX > 1 else waddr)
-            m.d.comb += wm.r_addr.eq(w_raddr)
+            m.d.comb += wm.r_addr.eq(_kept(w_raddr))
         m.d.comb += [pm.r_addr.eq(p_raddr) for pm in pmems]
         x_copies = [pipeline.delay(m, 1, f"x_copy{n}", pm.r_data.shape(), pm.r_data, 1)
                     for n, pm in enumerate(pmems)]
@@ -699,8 +723,8 @@ class PointwiseArray(wiring.Component):
                 extra = self._product_latency - pe.latency
                 before = extra - extra // 2
                 m.d.comb += [
-                    pe.a.eq(pipeline.delay(m, 1, f"x_c{c}_r{r}_dup", signed(9), x1[r], before)),
-                    pe.b.eq(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[r], before)),
+                    pe.a.eq(_kept(pipeline.delay(m, 1, f"x_c{c}_r{r}_dup", signed(9), x1[r], before))),
+                    pe.b.eq(_kept(pipeline.delay(m, 1, f"w_c{c}_r{r}_dup", signed(8), w1[r], before))),
                 ]
                 level.append(pipeline.delay(m, 1, f"p_c{c}_r{r}", pe.p.shape(), pe.p,
                                             extra - before))
@@ -769,7 +793,7 @@ class PointwiseArray(wiring.Component):
         # multiplier/shift row (read from the scale RAM, latency 2) meet at the requantizer's
         # input two cycles after the drain advances.
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
-        qdepth = -(-(rq.latency + S + 6) // S) + 1   # covers a credit's round trip
+        qdepth = -(-(rq.latency + S + 7) // S) + 1   # covers a credit's round trip
         q_credits = Signal(qdepth, init=(1 << qdepth) - 1)
         j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
         adv = Signal()
@@ -806,12 +830,17 @@ class PointwiseArray(wiring.Component):
         # (registered pops): the pop is decided by the output side, the credits are counted
         # by the drain, and the two sit apart (a pop straight into the credits measured 4.4 ns
         # of routing).
+        # A complete word is registered once before it is written (the write enable of the
+        # FIFO's 33 RAM slices, and its level, then come from a flip-flop).
         word, word_done = _gather(m, "gather_rq", rq.o.payload.data.as_value(), rq.o.valid, S)
         qlay = data.StructLayout({"data": data.ArrayLayout(signed(8), C), "last": 1, "ctx": 1})
+        q_push = Signal()
+        q_word = Signal(qlay, reset_less=True)
+        m.d.sync += [q_push.eq(word_done),
+                     q_word.eq(Cat(word, rq.o.payload.tag.last,
+                                   rq.o.payload.tag.ctx if NX > 1 else 0))]
         q_pop = Signal()
-        q, q_valid = _head_fifo(m, "requantized", qlay, qdepth, push=word_done,
-                                w_data=Cat(word, rq.o.payload.tag.last,
-                                           rq.o.payload.tag.ctx if NX > 1 else 0),
+        q, q_valid = _head_fifo(m, "requantized", qlay, qdepth, push=q_push, w_data=q_word.as_value(),
                                 pop=q_pop)
         _return_credits(m, q_credits, spend=adv & (j == 0), pop=q_pop)
 
@@ -833,28 +862,32 @@ class PointwiseArray(wiring.Component):
         add_b = Signal(C * 8, reset_less=True)
         add_b_valid = Signal()
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
+        rj_last = Signal(init=NA == 1)  # rj == NA - 1, kept as a flip-flop
         use_res = run.residual
         # Context 1's results leave on ox and never see the ADD (the ADD is context 0's).
         beat_x = q.ctx if NX > 1 else Const(0, 1)
-        join, rj_last, load_a = Signal(), Signal(), Signal()
+        # Each operand register takes a new word when it is empty or its last lanes go into
+        # the ADD in this cycle (then the other register holds valid lanes too).
+        join, load_a, load_b = Signal(), Signal(), Signal()
         m.d.comb += [
             join.eq(add_a_valid & add_b_valid),
-            rj_last.eq(rj == NA - 1),
             load_a.eq(use_res & q_valid & ~beat_x & a_credits[0]
-                      & (~add_a_valid | (join & rj_last))),
+                      & (~add_a_valid | (add_b_valid & rj_last))),
+            load_b.eq(self.res.valid & self.res.ready),
             radd.params.a_zp.eq(ctxs[0].out_zp),
             radd.i.valid.eq(join),
             radd.i.payload.a.eq(add_a[:AL * 8]),
             radd.i.payload.b.eq(add_b[:AL * 8]),
             radd.i.payload.tag.last.eq(add_a_last & rj_last),
             radd.o.ready.eq(1),
-            self.res.ready.eq(busy & use_res & (~add_b_valid | (join & rj_last))),
+            self.res.ready.eq(busy & use_res & (~add_b_valid | (add_a_valid & rj_last))),
         ]
         for name, _ in lay.cfg["add"].shape:
             m.d.comb += radd.params[name].eq(run.add[name])
         with m.If(join):
             m.d.sync += [
                 rj.eq(Mux(rj_last, 0, rj + 1)),
+                rj_last.eq(rj == NA - 2 if NA > 1 else 1),
                 add_a.eq(add_a >> (AL * 8)),
                 add_a_valid.eq(~rj_last),
                 add_b.eq(add_b >> (AL * 8)),
@@ -862,7 +895,7 @@ class PointwiseArray(wiring.Component):
             ]
         with m.If(load_a):
             m.d.sync += [add_a.eq(q.data), add_a_last.eq(q.last), add_a_valid.eq(1)]
-        with m.If(self.res.valid & self.res.ready):
+        with m.If(load_b):
             m.d.sync += [add_b.eq(self.res.payload.data), add_b_valid.eq(1)]
         aword, aword_done = _gather(m, "gather_add", radd.o.payload.data.as_value(),
                                     radd.o.valid, NA)
