@@ -65,6 +65,10 @@ array (`CONTEXT_FIFO_DEPTH`) turns into full overlap of a drain-bound expand wit
 issue-bound projection. The bound exceeds MACs / (lanes x pe_cols) when channels are padded to
 whole words/tiles or k_words < pe_cols/requant_lanes (narrow expands, first layers).
 
+Timing: the PE array's and the line buffer's inputs each pass a `StreamRegister` (valid,
+payload and ready registered), so no combinational path runs from one block through the mode
+multiplexers into another; each adds a cycle of latency, no bubbles.
+
 Run protocol: load weights (``wload``), tables (``tload``) and depthwise parameters (``pload``)
 while idle; set ``cfg`` (see `engine_cfg`) and pulse ``start``; stream exactly ``width * height
 * in_chunks`` words on ``i`` (and, with the ADD, one ``res`` word per output word); the output
@@ -85,6 +89,7 @@ from .depthwise import DepthwiseEngine, cfg_layout as dw_cfg_layout
 from .linebuffer import LineBuffer, window_geometry
 from .multiplier import DSP_KINDS
 from .pointwise import PointwiseArray, geometry
+from .stream_register import StreamRegister
 from .word_packer import WordPacker
 from .word_splitter import WordSplitter, split_cfg
 
@@ -339,6 +344,15 @@ class LayerEngine(wiring.Component):
         split = m.submodules.split = WordSplitter(config)
         split_x = m.submodules.split_x = WordSplitter(config)
         pack = m.submodules.pack = WordPacker(config)
+        # Register slices in front of the PE array and the line buffer: the mode multiplexers
+        # below join blocks placed far apart, and without them the PE array's input logic, the
+        # multiplexers and the producing block (line buffer window, depthwise output, DMA)
+        # made one combinational path, and one back along ready.
+        pe_in = m.submodules.pe_in = StreamRegister(pe.i.payload.shape())
+        lb_in = m.submodules.lb_in = StreamRegister(lb.i.payload.shape())
+        wiring.connect(m, pe_in.o, pe.i)
+        wiring.connect(m, lb_in.o, lb.i)
+        pe_i, lb_i = pe_in.i, lb_in.i
 
         mode = cfg.mode
         is_pw, is_dw, is_conv3 = mode == Mode.PW, mode == Mode.DW, mode == Mode.CONV3
@@ -433,7 +447,7 @@ class LayerEngine(wiring.Component):
             pick_i.eq(Mux(mid, ~mid_dw, ~pick_dw & i_ok)),
         ]
         a_words_last = Mux(pick_dw, cfg.lb.chunks - 1, cfg.in_chunks - 1)
-        a_take = pe.i.valid & pe.i.ready & is_block
+        a_take = pe_i.valid & pe_i.ready & is_block
         with m.If(a_take & (a_k == 0)):
             m.d.sync += last_dw.eq(pick_dw)
         with m.If(a_take):
@@ -450,34 +464,34 @@ class LayerEngine(wiring.Component):
             m.d.sync += [a_k.eq(0), mid.eq(0), tap.eq(0)]
 
         # ---- PE array input ---------------------------------------------------------------------
-        pi = pe.i.payload
+        pi = pe_i.payload
         with m.If(is_pw):
-            m.d.comb += [pe.i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
-                         pi.last.eq(in_final), self.i.ready.eq(pe.i.ready)]
+            m.d.comb += [pe_i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
+                         pi.last.eq(in_final), self.i.ready.eq(pe_i.ready)]
         with m.Elif(is_conv3):
-            m.d.comb += [pe.i.valid.eq(lb.o.valid), pi.data.eq(tap_word),
+            m.d.comb += [pe_i.valid.eq(lb.o.valid), pi.data.eq(tap_word),
                          pi.last.eq(lb.o.payload.last & tap_last),
-                         lb.o.ready.eq(pe.i.ready & tap_last)]
-            with m.If(pe.i.valid & pe.i.ready):
+                         lb.o.ready.eq(pe_i.ready & tap_last)]
+            with m.If(pe_i.valid & pe_i.ready):
                 m.d.sync += tap.eq(Mux(tap_last, 0, tap + 1))
         with m.Elif(is_dwpw):
-            m.d.comb += [pe.i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
-                         pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe.i.ready)]
+            m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
+                         pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe_i.ready)]
         with m.Elif(is_block):
             with m.If(pick_dw):
-                m.d.comb += [pe.i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
-                             pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe.i.ready)]
+                m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
+                             pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe_i.ready)]
             with m.Elif(pick_i):
-                m.d.comb += [pe.i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
-                             pi.ctx.eq(1), self.i.ready.eq(pe.i.ready)]
+                m.d.comb += [pe_i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
+                             pi.ctx.eq(1), self.i.ready.eq(pe_i.ready)]
 
         # ---- line buffer input and depthwise engine input ---------------------------------------
         with m.If(is_block):
-            m.d.comb += [lb.i.valid.eq(split_x.o.valid), lb.i.payload.eq(split_x.o.payload.data),
-                         split_x.o.ready.eq(lb.i.ready)]
+            m.d.comb += [lb_i.valid.eq(split_x.o.valid), lb_i.payload.eq(split_x.o.payload.data),
+                         split_x.o.ready.eq(lb_i.ready)]
         with m.Elif(~is_pw):
-            m.d.comb += [lb.i.valid.eq(self.i.valid), lb.i.payload.eq(self.i.payload.data),
-                         self.i.ready.eq(lb.i.ready)]
+            m.d.comb += [lb_i.valid.eq(self.i.valid), lb_i.payload.eq(self.i.payload.data),
+                         self.i.ready.eq(lb_i.ready)]
         with m.If(~is_conv3):
             m.d.comb += [dw.i.valid.eq(lb.o.valid & uses_lb), dw.i.payload.eq(lb.o.payload),
                          lb.o.ready.eq(dw.i.ready)]
