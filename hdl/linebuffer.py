@@ -58,8 +58,8 @@ are flip-flops kept with the counters, and the output pipeline runs on one enabl
 register, so ``o.ready`` never reaches the RAM enables or the counters.
 
 Measured (ecp5 preset, ``ram="ecp5"``, ``python scripts/synth.py --config ecp5 --target ecp5
---design linebuffer [--seed N]``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 5.4k
-TRELLIS_COMB, 2.7k flip-flops; 142.9 / 144.3 / 150.2 MHz at nextpnr seeds 1 / 2 / 3
+--design linebuffer [--seed N]``, LFE5U-85F, in the synthesis harness): 24 DP16KD, 6.0k
+TRELLIS_COMB (5.5k before the copies), 2.7k flip-flops; 142.9 / 144.3 / 150.2 MHz at nextpnr seeds 1 / 2 / 3
 (build/synth/linebuffer-ecp5-ecp5-dup-seed*.json). Before the per-row enable and select copies
 146.7 / 155.2 / 123.5 (``-rowrel2-seed*``), and with the whole compares on the ``ready_q`` path
 (before `_RowRelation`) 148.1 / 139.5 / 137.8: means 141.8, 141.8, now 145.8. The critical
