@@ -500,8 +500,8 @@ class LineBuffer(wiring.Component):
         # counted in p_col at cycle t was taken at t-1 at the latest and written at the end of
         # t; a window issued on that count issues at t+1 and reads at the end of t+1.
         # The row part of the compare (p_row against r2) is kept in flip-flops for the
-        # consumer's out-row and the next one (`_RowRelation`, with p_row a cycle old: it only
-        # grows, so that is stricter), leaving a column compare on the ready_q path.
+        # consumer's out-row and the next one (`_RowRelation`, exact for the rows both sides
+        # are on), leaving a column compare on the ready_q path.
         c_r2n = Signal(hbits + 1)   # c_r2 + stride: the last row of the next out-row
         c_r2nn = Signal(hbits + 2)  # c_r2 + 2 * stride: ... of the out-row after it
         c_c2n = Signal(wbits + 1)   # c_c2 + stride: the last column of the next out-column
