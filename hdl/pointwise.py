@@ -343,6 +343,13 @@ class PointwiseArray(wiring.Component):
     ``--nextpnr-arg=--detailed-timing-report`` the report.json next to nextpnr.log lists every
     endpoint's arrival time, which is how the classes of late endpoints below were counted):
 
+    - ``kept`` (commit deae8e8): 105.3 MHz, 22.2k, 24.1k, 124, 148. The ``*_dup*`` copies
+      kept (`_kept`), the LUT multipliers' operand registers too. Late endpoints halved (965
+      later than 6.0 ns), but the critical path is the residual port's handshake (busy, the
+      residual register's state) into the enable of the residual register's 128 flip-flops:
+      3 LUT levels, 8.1 ns of routing. Next: the LUT multipliers' first adders (7.6 ns, 123),
+      the requantizers' middle sums from their DSP products (7.8 ns, 65), the drain's first
+      register and the result FIFO's level (7.5 ns).
     - ``words`` (commit 819e715): 117.6 MHz, 22.3k, 22.8k, 124, 148. Results gathered into
       words before their FIFOs, output registers straight from the FIFO heads, the result FIFO
       and weight buffer split per column group, issue compares from flip-flops, the rounding
@@ -571,8 +578,10 @@ class PointwiseArray(wiring.Component):
             ]
         # A table row is written in S cycles (one multiplier/shift slice each), taken on the last.
         b_wr = SimpleNamespace(addr=bmem.w_addr, data=bmem.w_data, en=bmem.w_en)
-        s_wq = SimpleNamespace(addr=Signal.like(smem.w_addr, reset_less=True),
-                               data=Signal.like(smem.w_data, reset_less=True), en=Signal())
+        # (``*_dup*``: the bias RAM registers the same address, and one copy would drive both.)
+        s_wq = SimpleNamespace(addr=Signal.like(smem.w_addr, name="scale_w_addr_dup", reset_less=True),
+                               data=Signal.like(smem.w_data, reset_less=True),
+                               en=Signal(name="scale_w_en_dup"))
         tl = self.tload.payload
         tj = Signal(range(max(2, S)))
         t_wr = Signal()
@@ -580,7 +589,7 @@ class PointwiseArray(wiring.Component):
             t_wr.eq(self.tload.valid & ~busy),
             self.tload.ready.eq(t_wr & (tj == S - 1)),
             b_wr.addr.eq(tl.addr), b_wr.data.eq(tl.bias), b_wr.en.eq(t_wr),
-            smem.w_addr.eq(s_wq.addr), smem.w_data.eq(s_wq.data), smem.w_en.eq(s_wq.en),
+            smem.w_addr.eq(_kept(s_wq.addr)), smem.w_data.eq(s_wq.data), smem.w_en.eq(_kept(s_wq.en)),
         ]
         m.d.sync += [
             s_wq.addr.eq(Cat(tj[:j_bits], tl.addr)),
@@ -854,13 +863,21 @@ class PointwiseArray(wiring.Component):
         AL = cfgc.residual_lanes or RL
         NA = C // AL
         radd = m.submodules.residual_add = ResidualAdd(AL, lay.tag, dsp=self._dsp)
-        adepth = -(-(radd.latency + NA + 6) // NA) + 1   # covers a credit's round trip
+        adepth = -(-(radd.latency + NA + 7) // NA) + 1   # covers a credit's round trip
         a_credits = Signal(adepth, init=(1 << adepth) - 1)
         add_a = Signal(C * 8, reset_less=True)
         add_a_last = Signal(reset_less=True)
         add_a_valid = Signal()
         add_b = Signal(C * 8, reset_less=True)
         add_b_valid = Signal()
+        # Each operand word waits in a staging register first (`a_in`, `b_in`), loaded on every
+        # cycle it is empty (its enable a flip-flop): the operand registers then load on
+        # flip-flops alone (the residual port's handshake straight into the enable of the
+        # residual register's 128 flip-flops measured 9.5 ns). A staging register refills the
+        # cycle after it empties, which keeps up while a word lasts C/AL >= 2 ADD inputs.
+        a_in = Signal(data.StructLayout({"data": C * 8, "last": 1}), reset_less=True)
+        b_in = Signal(C * 8, reset_less=True)
+        a_in_valid, b_in_valid = Signal(), Signal()
         rj = Signal(range(max(2, NA)))  # counters are never 0 bits wide (Verilator)
         rj_last = Signal(init=NA == 1)  # rj == NA - 1, kept as a flip-flop
         use_res = run.residual
@@ -868,19 +885,19 @@ class PointwiseArray(wiring.Component):
         beat_x = q.ctx if NX > 1 else Const(0, 1)
         # Each operand register takes a new word when it is empty or its last lanes go into
         # the ADD in this cycle (then the other register holds valid lanes too).
-        join, load_a, load_b = Signal(), Signal(), Signal()
+        join, load_a, load_b, take_a = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
             join.eq(add_a_valid & add_b_valid),
-            load_a.eq(use_res & q_valid & ~beat_x & a_credits[0]
-                      & (~add_a_valid | (add_b_valid & rj_last))),
-            load_b.eq(self.res.valid & self.res.ready),
+            take_a.eq(use_res & q_valid & ~beat_x & a_credits[0] & ~a_in_valid),
+            load_a.eq(a_in_valid & (~add_a_valid | (add_b_valid & rj_last))),
+            load_b.eq(b_in_valid & (~add_b_valid | (add_a_valid & rj_last))),
             radd.params.a_zp.eq(ctxs[0].out_zp),
             radd.i.valid.eq(join),
             radd.i.payload.a.eq(add_a[:AL * 8]),
             radd.i.payload.b.eq(add_b[:AL * 8]),
             radd.i.payload.tag.last.eq(add_a_last & rj_last),
             radd.o.ready.eq(1),
-            self.res.ready.eq(busy & use_res & (~add_b_valid | (add_a_valid & rj_last))),
+            self.res.ready.eq(busy & use_res & ~b_in_valid),
         ]
         for name, _ in lay.cfg["add"].shape:
             m.d.comb += radd.params[name].eq(run.add[name])
@@ -893,17 +910,25 @@ class PointwiseArray(wiring.Component):
                 add_b.eq(add_b >> (AL * 8)),
                 add_b_valid.eq(~rj_last),
             ]
+        with m.If(~a_in_valid):
+            m.d.sync += [a_in.data.eq(q.data), a_in.last.eq(q.last), a_in_valid.eq(take_a)]
+        with m.Elif(load_a):
+            m.d.sync += a_in_valid.eq(0)
+        with m.If(~b_in_valid):
+            m.d.sync += [b_in.eq(self.res.payload.data), b_in_valid.eq(self.res.valid & self.res.ready)]
+        with m.Elif(load_b):
+            m.d.sync += b_in_valid.eq(0)
         with m.If(load_a):
-            m.d.sync += [add_a.eq(q.data), add_a_last.eq(q.last), add_a_valid.eq(1)]
+            m.d.sync += [add_a.eq(a_in.data), add_a_last.eq(a_in.last), add_a_valid.eq(1)]
         with m.If(load_b):
-            m.d.sync += [add_b.eq(self.res.payload.data), add_b_valid.eq(1)]
+            m.d.sync += [add_b.eq(b_in), add_b_valid.eq(1)]
         aword, aword_done = _gather(m, "gather_add", radd.o.payload.data.as_value(),
                                     radd.o.valid, NA)
         alay = data.StructLayout({"data": data.ArrayLayout(signed(8), C), "last": 1})
         a_pop = Signal()
         added, a_valid = _head_fifo(m, "added", alay, adepth, push=aword_done,
                                     w_data=Cat(aword, radd.o.payload.tag.last), pop=a_pop)
-        _return_credits(m, a_credits, spend=load_a, pop=a_pop)
+        _return_credits(m, a_credits, spend=take_a, pop=a_pop)
 
         # ---- output registers: o from the requantized FIFO (or the ADD's), ox (context 1)
         # from the requantized FIFO, so neither context waits behind the ADD's pipeline
@@ -915,7 +940,7 @@ class PointwiseArray(wiring.Component):
         m.d.comb += [
             src_ready.eq(~o_valid | self.o.ready),
             q_pop.eq(Mux(beat_x, q_valid & srcx_ready,
-                         Mux(use_res, load_a, q_valid & src_ready))),
+                         Mux(use_res, take_a, q_valid & src_ready))),
             a_pop.eq(use_res & a_valid & src_ready),
             self.o.valid.eq(o_valid),
             self.o.payload.data.eq(o_data),
