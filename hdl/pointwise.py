@@ -343,6 +343,19 @@ class PointwiseArray(wiring.Component):
     ``--nextpnr-arg=--detailed-timing-report`` the report.json next to nextpnr.log lists every
     endpoint's arrival time, which is how the classes of late endpoints below were counted):
 
+    - ``staged`` (commit 49eab7a): 78.1 MHz with seed 1 (``staged``: routing congestion, 62
+      router iterations, one requantizer net 8.6 ns), 126.4 MHz with ``--seed 2``
+      (``staged-seed2``); 22.3k, 24.4k, 124, 148. The ADD's operands through staging
+      registers; the scale RAM's write registers kept apart. Seed 2's critical path: the
+      result FIFO's level through the drain's advance into its read pointers' enables (6.9
+      ns of routing). 411 endpoints later than 6.0 ns (seed 2), in classes: the drain's
+      advance and pop (the result FIFO's read pointers, level and the requantized FIFO's
+      level, 7.9 ns), the pixel buffer's half flags (7.3-7.6 ns), the drain's first register
+      (7.5 ns), the table writes (7.5 ns), the requantizers' clamp (7.3 ns) and middle sums
+      (6.8 ns), the scale RAM's read address from the result FIFO's head (7.1 ns). Seed 1's
+      worst classes were the requantizers' from their input register to their DSPs (8.8-12.8
+      ns): placement decides whether the 8-lane requantizer's 32 DSPs and its fabric sit
+      together.
     - ``kept`` (commit deae8e8): 105.3 MHz, 22.2k, 24.1k, 124, 148. The ``*_dup*`` copies
       kept (`_kept`), the LUT multipliers' operand registers too. Late endpoints halved (965
       later than 6.0 ns), but the critical path is the residual port's handshake (busy, the
