@@ -435,9 +435,8 @@ class PointwiseArray(wiring.Component):
         # Multiplier kind per column (Config.pe_lut_columns), and the product latency all
         # columns share: DSP columns delay their products to the LUT columns' latency.
         self._column_kinds = [config.pe_column_kind(c, dsp) for c in range(config.pe_cols)]
-        probe = RegisteredMultiplier(signed(9), signed(8), dsp="lut")
-        probe._MustUse__silence = True   # built only to read its latency
-        self._product_latency = (probe.latency if "lut" in self._column_kinds
+        self._product_latency = (RegisteredMultiplier.latency_for("lut", signed(8))
+                                 if "lut" in self._column_kinds
                                  else RegisteredMultiplier.LATENCY)
         # Pipeline depth: issue -> read address regs -> BRAM read (weights: input, latch and
         # output registers; pixels: latch, output register and a copy register) -> operand regs
