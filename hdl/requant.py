@@ -131,7 +131,12 @@ class Requantizer(wiring.Component):
     @property
     def latency(self):
         """Input register + multiply/round + zero point/clamp + output register."""
-        return 1 + MultiplyByQuantizedMultiplier.latency_for(self._dsp) + ZeroPointClamp.LATENCY + 1
+        return self.latency_for(self._dsp)
+
+    @staticmethod
+    def latency_for(dsp):
+        """:attr:`latency` of a Requantizer built with ``dsp`` (without building one)."""
+        return 1 + MultiplyByQuantizedMultiplier.latency_for(dsp) + ZeroPointClamp.LATENCY + 1
 
     def elaborate(self, platform):
         m = Module()

@@ -107,12 +107,13 @@ class ResidualAdd(wiring.Component):
     def lanes(self):
         return self._lanes
 
+    #: Cycles in front of the Requantizer: input register + rescale + sum register.
+    FRONT_LATENCY = 1 + MultiplyByQuantizedMultiplier.LATENCY + 1
+
     @property
     def latency(self):
-        """Input register + rescale (7) + sum register + Requantizer."""
-        probe = Requantizer(1, dsp=self._dsp)
-        probe._MustUse__silence = True   # built only to read its latency
-        return 1 + MultiplyByQuantizedMultiplier.LATENCY + 1 + probe.latency
+        """Input register + rescale + sum register + Requantizer."""
+        return self.FRONT_LATENCY + Requantizer.latency_for(self._dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -129,9 +130,8 @@ class ResidualAdd(wiring.Component):
                 value = reg
             return value
 
-        front = 1 + MultiplyByQuantizedMultiplier.LATENCY + 1
-        valid = delayed(self.i.valid, 1, front, "valid", reset_less=False)
-        tag = delayed(self.i.payload.tag, self._tag_shape, front, "tag")
+        valid = delayed(self.i.valid, 1, self.FRONT_LATENCY, "valid", reset_less=False)
+        tag = delayed(self.i.payload.tag, self._tag_shape, self.FRONT_LATENCY, "tag")
         acc = Signal(data.ArrayLayout(signed(32), lanes))
         for k in range(lanes):
             sums = []
