@@ -19,7 +19,7 @@ Modes (`Mode`; ``cfg.mode``)::
   it into ``lanes``-channel words and drops the words past ``ceil(O / lanes)`` of a pixel's last
   tile. `WordPacker` does the inverse for the residual input.
 - CONV3: the line buffer's window of one chunk (9 words, taps in TFLite filter order) becomes 9
-  consecutive input words of the PE array, so a pixel's input vector is ``9 * chunks`` words in
+  consecutive input words of the PE array (`Im2col`, a shift register), so a pixel's input vector is ``9 * chunks`` words in
   (chunk, tap, lane) order; `conv3_weights` reorders a TFLite (O, 3, 3, I) filter to match.
   Padded taps hold the input zero point (``lb.pad_value`` = the PE's ``in_zp``), so they add 0.
   A first layer has fewer channels than lanes (1 or 3): then (``cfg.dense``) the window's
@@ -79,13 +79,14 @@ import enum
 from types import SimpleNamespace
 
 import numpy as np
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from .config import Config
 from .depthwise import DepthwiseEngine, cfg_layout as dw_cfg_layout
+from .im2col import Im2col
 from .linebuffer import LineBuffer, window_geometry
 from .multiplier import DSP_KINDS
 from .pointwise import PointwiseArray, geometry
@@ -344,6 +345,7 @@ class LayerEngine(wiring.Component):
         split = m.submodules.split = WordSplitter(config)
         split_x = m.submodules.split_x = WordSplitter(config)
         pack = m.submodules.pack = WordPacker(config)
+        im2col = m.submodules.im2col = Im2col(config, lb.window_layout)
         # Register slices in front of the PE array and the line buffer: the mode multiplexers
         # below join blocks placed far apart, and without them the PE array's input logic, the
         # multiplexers and the producing block (line buffer window, depthwise output, DMA)
@@ -419,19 +421,12 @@ class LayerEngine(wiring.Component):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
                          admit_lim.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0)]
 
-        # ---- CONV3: a window becomes 9 words ---------------------------------------------------
-        tap = Signal(range(9))
-        taps = lb.o.payload.taps
-        # dense packing (in_channels <= lanes): value n of the window is tap n // I, channel n % I
-        lanes = config.lanes
-        flat = [Signal(signed(8), name=f"dense{n}") for n in range(9 * lanes)]
-        with m.Switch(cfg.dense_cin):
-            for c in range(1, lanes + 1):
-                with m.Case(c):
-                    m.d.comb += [flat[n].eq(taps[n // c][n % c]) for n in range(9 * c)]
-        dense_words = Array(Cat(flat[q * lanes:(q + 1) * lanes]) for q in range(9))
-        tap_word = Mux(cfg.dense, dense_words[tap], taps[tap].as_value())
-        tap_last = tap == Mux(cfg.dense, cfg.dense_words - 1, 8)
+        # ---- CONV3: a window becomes 9 words (Im2col: a shift register, no 9:1 funnel) -------
+        m.d.comb += [
+            im2col.cfg.dense.eq(cfg.dense), im2col.cfg.dense_cin.eq(cfg.dense_cin),
+            im2col.cfg.dense_words.eq(cfg.dense_words),
+            im2col.i.payload.eq(lb.o.payload),
+        ]
 
         # ---- PW_DW_PW arbiter at the PE input: whole pixels, turns when both are ready -------
         mid = Signal()            # inside a pixel
@@ -461,7 +456,7 @@ class LayerEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), mid.eq(1), mid_dw.eq(pick_dw)]
         with m.If(go):
-            m.d.sync += [a_k.eq(0), mid.eq(0), tap.eq(0)]
+            m.d.sync += [a_k.eq(0), mid.eq(0)]
 
         # ---- PE array input ---------------------------------------------------------------------
         pi = pe_i.payload
@@ -469,11 +464,9 @@ class LayerEngine(wiring.Component):
             m.d.comb += [pe_i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
                          pi.last.eq(in_final), self.i.ready.eq(pe_i.ready)]
         with m.Elif(is_conv3):
-            m.d.comb += [pe_i.valid.eq(lb.o.valid), pi.data.eq(tap_word),
-                         pi.last.eq(lb.o.payload.last & tap_last),
-                         lb.o.ready.eq(pe_i.ready & tap_last)]
-            with m.If(pe_i.valid & pe_i.ready):
-                m.d.sync += tap.eq(Mux(tap_last, 0, tap + 1))
+            m.d.comb += [pe_i.valid.eq(im2col.o.valid), pi.data.eq(im2col.o.payload.data),
+                         pi.last.eq(im2col.o.payload.last), im2col.o.ready.eq(pe_i.ready),
+                         im2col.i.valid.eq(lb.o.valid), lb.o.ready.eq(im2col.i.ready)]
         with m.Elif(is_dwpw):
             m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
                          pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe_i.ready)]
