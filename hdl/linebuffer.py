@@ -580,7 +580,10 @@ class LineBuffer(wiring.Component):
         with m.If(en):
             m.d.sync += [s3_valid.eq(s2_valid), s3_meta.chunk.eq(s2_meta.chunk),
                          s3_meta.last.eq(s2_meta.last)]
-        out_valid = pipeline.skid_output(m, self.o, leaving, s3_valid, skid_valid, skid_copies)
+        # the output and skid registers (~1,150 flip-flops) in 9 slices, each with its own
+        # copies of the valid flags: o.ready drives 9 small enable nets, not one across them all
+        out_valid = pipeline.skid_output(m, self.o, leaving, s3_valid, skid_valid, skid_copies,
+                                         groups=9)
 
         # ---- consumer counters
         def column_reset(n_chunks):

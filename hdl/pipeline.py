@@ -6,7 +6,7 @@ payload registers need no reset (only valid bits do, and those are built by thei
 one enable for all so a whole pipeline stalls on one signal.
 """
 
-from amaranth import Signal
+from amaranth import Cat, Signal, Value
 
 __all__ = ["stage", "delay", "skid_output"]
 
@@ -26,7 +26,7 @@ def delay(m, en, name, shape, value, cycles, *, reset_less=True):
     return value
 
 
-def skid_output(m, o, value, valid, skid_valid, copies=()):
+def skid_output(m, o, value, valid, skid_valid, copies=(), groups=1):
     """Drive stream ``o`` from a pipeline whose registers all advance on ``~skid_valid``.
 
     ``value``/``valid`` are what leaves the pipeline this cycle. ``o`` is an output register
@@ -35,18 +35,39 @@ def skid_output(m, o, value, valid, skid_valid, copies=()):
     pipeline on the next cycle. So ``o.ready`` reaches only these two registers' muxes, never
     the pipeline's enable; a stall freezes bubbles in place. ``copies``: further flip-flops
     that always hold ``skid_valid``'s value, so a wide pipeline can split its enable's fan-out
-    (name them ``*_dup*`` so synthesis keeps them apart).
+    (name them ``*_dup*`` so synthesis keeps them apart). ``groups``: the output and skid
+    registers are cut into this many slices of ``value``'s bits, each loaded by its own copies
+    of the two valid flags (``out_group_dup*``, ``skid_group_dup*``), so ``o.ready`` drives
+    ``groups`` small enable nets instead of one across every payload bit.
     """
-    out = Signal(value.shape(), reset_less=True)
-    skid = Signal(value.shape(), reset_less=True)
+    bits = Value.cast(value)
+    width = len(bits)
+    size = -(-width // groups)
     out_valid = Signal()
-    m.d.comb += [o.valid.eq(out_valid), o.payload.eq(out)]
-    flags = [skid_valid, *copies]
+    out_copies = [Signal(name=f"out_group_dup{g}") for g in range(groups)] if groups > 1 else [out_valid]
+    skid_copies = ([Signal(name=f"skid_group_dup{g}") for g in range(groups)] if groups > 1
+                   else [skid_valid])
+    outs = []
+    for g in range(groups):
+        part = bits[g * size:min(width, (g + 1) * size)]
+        out = Signal(len(part), name=f"out{g}" if groups > 1 else "out", reset_less=True)
+        skid = Signal(len(part), name=f"skid{g}" if groups > 1 else "skid", reset_less=True)
+        with m.If(~out_copies[g] | o.ready):
+            with m.If(skid_copies[g]):
+                m.d.sync += out.eq(skid)
+            with m.Else():
+                m.d.sync += out.eq(part)
+        with m.Elif(~skid_copies[g]):
+            m.d.sync += skid.eq(part)
+        outs.append(out)
+    m.d.comb += [o.valid.eq(out_valid), o.payload.eq(Cat(*outs))]
+    valids = [out_valid, *(out_copies if groups > 1 else ())]
+    flags = [skid_valid, *copies, *(skid_copies if groups > 1 else ())]
     with m.If(~out_valid | o.ready):
         with m.If(skid_valid):
-            m.d.sync += [out.eq(skid), out_valid.eq(1), *(f.eq(0) for f in flags)]
+            m.d.sync += [*(v.eq(1) for v in valids), *(f.eq(0) for f in flags)]
         with m.Else():   # the pipeline moves on
-            m.d.sync += [out.eq(value), out_valid.eq(valid)]
+            m.d.sync += [v.eq(valid) for v in valids]
     with m.Elif(~skid_valid):   # output held, pipeline moving: park what leaves it
-        m.d.sync += [skid.eq(value), *(f.eq(valid) for f in flags)]
+        m.d.sync += [f.eq(valid) for f in flags]
     return out_valid
