@@ -26,10 +26,14 @@ class StreamRegister(wiring.Component):
         ``i.ready`` is a flip-flop: high unless the slice holds two words.
     o : Out(stream.Signature(payload_shape))
         ``o.valid`` and ``o.payload`` are flip-flops.
+
+    ``groups``: slices of the payload registers with their own enable (`pipeline.skid_output`),
+    for a wide payload whose ``o.ready`` would otherwise drive one net across all of it.
     """
 
-    def __init__(self, payload_shape):
+    def __init__(self, payload_shape, groups=1):
         self._payload_shape = payload_shape
+        self._groups = groups
         super().__init__({
             "i": In(stream.Signature(payload_shape)),
             "o": Out(stream.Signature(payload_shape)),
@@ -39,5 +43,6 @@ class StreamRegister(wiring.Component):
         m = Module()
         skid_valid = Signal()
         m.d.comb += self.i.ready.eq(~skid_valid)
-        pipeline.skid_output(m, self.o, self.i.payload, self.i.valid, skid_valid)
+        pipeline.skid_output(m, self.o, self.i.payload, self.i.valid, skid_valid,
+                             groups=self._groups)
         return m

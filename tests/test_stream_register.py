@@ -15,8 +15,8 @@ from dwfuse.hdl.stream_register import StreamRegister
 LAYOUT = data.StructLayout({"data": unsigned(16), "last": 1})
 
 
-def _run(seed, p_valid, p_ready, n_words=300):
-    dut = StreamRegister(LAYOUT)
+def _run(seed, p_valid, p_ready, n_words=300, groups=1):
+    dut = StreamRegister(LAYOUT, groups=groups)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     rng = random.Random(seed)
@@ -53,8 +53,9 @@ def _run(seed, p_valid, p_ready, n_words=300):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("p_valid, p_ready", [(0.5, 0.5), (0.9, 0.3), (0.3, 0.9)])
-def test_random_stalls_keep_every_word_in_order(seed, p_valid, p_ready):
-    sent, got, _ = _run(seed, p_valid, p_ready)
+@pytest.mark.parametrize("groups", [1, 3])   # 3: 17 payload bits in slices of 6, 6, 5
+def test_random_stalls_keep_every_word_in_order(seed, p_valid, p_ready, groups):
+    sent, got, _ = _run(seed, p_valid, p_ready, groups=groups)
     assert got == sent, f"seed {seed}"
 
 
