@@ -459,24 +459,30 @@ class LayerEngine(wiring.Component):
             m.d.sync += [a_k.eq(0), mid.eq(0)]
 
         # ---- PE array input ---------------------------------------------------------------------
+        # The data is a plain 3:1 multiplexer on two selects (not part of the priority chain
+        # below, which would give every data bit the whole mode decode and arbiter as inputs);
+        # it need not be zero when no source is picked, since valid is low then.
         pi = pe_i.payload
+        from_dw = is_dwpw | (is_block & pick_dw)
+        m.d.comb += pi.data.eq(Mux(is_conv3, im2col.o.payload.data,
+                                   Mux(from_dw, dw.o.payload.data, self.i.payload.data)))
         with m.If(is_pw):
-            m.d.comb += [pe_i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
-                         pi.last.eq(in_final), self.i.ready.eq(pe_i.ready)]
+            m.d.comb += [pe_i.valid.eq(self.i.valid), pi.last.eq(in_final),
+                         self.i.ready.eq(pe_i.ready)]
         with m.Elif(is_conv3):
-            m.d.comb += [pe_i.valid.eq(im2col.o.valid), pi.data.eq(im2col.o.payload.data),
-                         pi.last.eq(im2col.o.payload.last), im2col.o.ready.eq(pe_i.ready),
+            m.d.comb += [pe_i.valid.eq(im2col.o.valid), pi.last.eq(im2col.o.payload.last),
+                         im2col.o.ready.eq(pe_i.ready),
                          im2col.i.valid.eq(lb.o.valid), lb.o.ready.eq(im2col.i.ready)]
         with m.Elif(is_dwpw):
-            m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
-                         pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe_i.ready)]
+            m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.last.eq(dw.o.payload.last),
+                         dw.o.ready.eq(pe_i.ready)]
         with m.Elif(is_block):
             with m.If(pick_dw):
-                m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.data.eq(dw.o.payload.data),
-                             pi.last.eq(dw.o.payload.last), dw.o.ready.eq(pe_i.ready)]
+                m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.last.eq(dw.o.payload.last),
+                             dw.o.ready.eq(pe_i.ready)]
             with m.Elif(pick_i):
-                m.d.comb += [pe_i.valid.eq(self.i.valid), pi.data.eq(self.i.payload.data),
-                             pi.ctx.eq(1), self.i.ready.eq(pe_i.ready)]
+                m.d.comb += [pe_i.valid.eq(self.i.valid), pi.ctx.eq(1),
+                             self.i.ready.eq(pe_i.ready)]
 
         # ---- line buffer input and depthwise engine input ---------------------------------------
         with m.If(is_block):
