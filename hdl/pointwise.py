@@ -23,11 +23,10 @@ more, per group of blocks) → for the pixels, a fabric register per pixel-buffe
 operand registers → product register (`RegisteredMultiplier`: with ``dsp="ecp5"`` both are the
 DSP's own; LUT multipliers take longer, and a column with a faster multiplier adds as many
 fabric registers, half before the multiplier and half after it) → ceil(log2 R) adder-tree
-levels, each registered →
-accumulator, whose k = 0 step loads the channel's bias (registered once more by each column)
-instead of the old sum (so the requantizer needs no bias adder) → result FIFO → two drain
-registers, meeting the multiplier/shift slice read from the table RAM (latency 2) →
-`Requantizer` → its beats gathered into C-channel words → requantized FIFO → (operand shift
+levels, each registered → accumulator, whose k = 0 step loads the channel's bias (registered
+once more by each column) instead of the old sum (so the requantizer needs no bias adder) →
+result FIFO (its head a register) → two drain registers, meeting the multiplier/shift slice
+read from the table RAM (latency 2) → `Requantizer` → its beats gathered into C-channel words → requantized FIFO → (operand shift
 registers → `ResidualAdd` → words gathered → ADD FIFO) → output register. Only the drain
 and the output side see backpressure: the MAC pipeline never stalls, because a tile's last
 k-step issues only against a credit for a free result-FIFO entry, and neither do the
@@ -197,39 +196,91 @@ def _kept(value):
     return Value.cast(value) ^ 0
 
 
-def _head_fifo(m, name, shape, depth, *, push, w_data, pop, parts=None):
+def _fifo_memory(m, name, bits, depth, *, push, w_data, pop, suffix=""):
+    """One FIFO memory in distributed RAM with its pointers; returns its head (read asynchronously).
+
+    The pointers are named ``*<suffix>``: with a ``_dup*`` suffix they are kept apart in
+    synthesis from the other memories' copies.
+    """
+    mem = m.submodules[name] = Memory(shape=bits, depth=depth, init=[])
+    wr, rd = mem.write_port(), mem.read_port(domain="comb")
+    wptr = Signal(range(depth), name=f"{name}_wptr{suffix}")
+    rptr = Signal(range(depth), name=f"{name}_rptr{suffix}")
+    m.d.comb += [wr.en.eq(_kept(push)), wr.addr.eq(_kept(wptr)), wr.data.eq(w_data),
+                 rd.addr.eq(_kept(rptr))]
+    with m.If(push):
+        m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+    with m.If(pop):
+        m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
+    return rd.data
+
+
+def _head_fifo(m, name, shape, depth, *, push, w_data, pop):
     """A ``depth``-entry FIFO in distributed RAM, read asynchronously at its head.
 
     Returns ``(head, nonempty)``: the head entry (a view of ``shape``) and a flip-flop that is
     high while an entry is held (the fill level is a thermometer code). It never checks for
-    overflow: whoever writes it holds a credit per entry (`_return_credits`). ``parts`` (bit
-    widths, low bits first) splits a wide entry over several memories, each with its own copy
-    of the pointers (``*_dup*``, kept apart in synthesis) and of ``push`` when that is a list:
-    one pointer driving every memory of a 522-bit entry measured 9.4 ns to the drain.
+    overflow: whoever writes it holds a credit per entry (`_return_credits`).
     """
-    width = Shape.cast(shape).width
-    parts = parts or [width]
-    assert sum(parts) == width
-    pushes = push if isinstance(push, list) else [push] * len(parts)
-    heads, lo = [], 0
-    for n, bits in enumerate(parts):
-        suffix = f"_dup{n}" if len(parts) > 1 else ""
-        mem = m.submodules[f"{name}{n}" if len(parts) > 1 else name] = Memory(
-            shape=bits, depth=depth, init=[])
-        wr, rd = mem.write_port(), mem.read_port(domain="comb")
-        wptr = Signal(range(depth), name=f"{name}_wptr{suffix}")
-        rptr = Signal(range(depth), name=f"{name}_rptr{suffix}")
-        m.d.comb += [wr.en.eq(_kept(pushes[n])), wr.addr.eq(_kept(wptr)),
-                     wr.data.eq(w_data[lo:lo + bits]), rd.addr.eq(_kept(rptr))]
-        with m.If(pushes[n]):
-            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-        with m.If(pop):
-            m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
-        heads.append(rd.data)
-        lo += bits
+    head = _fifo_memory(m, name, Shape.cast(shape).width, depth, push=push, w_data=w_data, pop=pop)
     fill = Signal(depth, name=f"{name}_fill")
-    _count_thermometer(m, fill, up=pushes[0], down=pop)
-    return data.View(shape, Cat(*heads)), fill[0]
+    _count_thermometer(m, fill, up=push, down=pop)
+    return data.View(shape, head), fill[0]
+
+
+def _drained_fifo(m, name, shape, depth, *, pushes, w_data, parts, slices, room):
+    """A ``depth``-entry FIFO whose head entry is a register, taken by a drain in ``slices`` cycles.
+
+    The entry is split into ``parts`` (bit widths, low bits first), each a memory with its own
+    pointers and head register, and with its own copy of the drain's state (fill level, head
+    valid, slice counter: ``*_dup<n>``, kept apart in synthesis), so each part decides its read
+    pointer's enable and its head register's load from flip-flops beside it. (One drain
+    decision driving the read pointers of every part, spread over the device with their
+    memories, measured 7.9 ns, 6.9 of it routing; the head read through the slice select
+    straight into the drain's register 7.5 ns.) One more copy of the state is the drain's own.
+    ``pushes`` holds one push per part and one for the drain's copy, all the same value.
+
+    The drain takes a slice while the head is valid and either past its first slice or
+    ``room`` (a flip-flop: whatever follows has room for a whole entry) is high; the cycle it
+    takes the last slice the next entry moves into the head register, so it drains at full
+    rate. Returns a namespace: ``head`` (a view of ``shape`` on the head registers), ``adv``
+    (a slice is taken), ``j`` (its index), ``j_last`` (a flip-flop: ``j == slices - 1``) and
+    ``take`` (the entry leaves: ``adv`` and ``j_last``).
+    """
+    assert sum(parts) == Shape.cast(shape).width and len(pushes) == len(parts) + 1
+
+    def drain_state(suffix, push):
+        fill = Signal(depth, name=f"{name}_fill{suffix}")
+        valid = Signal(name=f"{name}_head_valid{suffix}")
+        j = Signal(range(max(2, slices)), name=f"{name}_j{suffix}")   # never 0 bits wide
+        j_last = Signal(init=slices == 1, name=f"{name}_j_last{suffix}")
+        adv, take, load = Signal(), Signal(), Signal()
+        m.d.comb += [
+            adv.eq(valid & ((j != 0) | room)),
+            # j_last implies j != 0 unless there is a single slice
+            take.eq(valid & (j_last if slices > 1 else room)),
+            load.eq(fill[0] & (~valid | take)),
+        ]
+        _count_thermometer(m, fill, up=push, down=load)
+        m.d.sync += valid.eq(load | (valid & ~take))
+        if slices > 1:
+            with m.If(adv):
+                m.d.sync += [j.eq(Mux(j_last, 0, j + 1)), j_last.eq(j == slices - 2)]
+        return SimpleNamespace(adv=adv, take=take, load=load, j=j, j_last=j_last)
+
+    regs, lo = [], 0
+    for n, bits in enumerate(parts):
+        state = drain_state(f"_dup{n}", pushes[n])
+        ram_head = _fifo_memory(m, f"{name}{n}", bits, depth, push=pushes[n],
+                                w_data=w_data[lo:lo + bits], pop=state.load, suffix=f"_dup{n}")
+        reg = Signal(bits, name=f"{name}_head{n}", reset_less=True)
+        with m.If(state.load):
+            m.d.sync += reg.eq(ram_head)
+        regs.append(reg)
+        lo += bits
+    drain = drain_state("", pushes[-1])
+    return SimpleNamespace(head=data.View(shape, Cat(*regs)), adv=drain.adv, j=drain.j,
+                           j_last=drain.j_last, take=drain.take)
 
 
 def _return_credits(m, credits, *, spend, pop):
@@ -322,7 +373,7 @@ class PointwiseArray(wiring.Component):
     result FIFO). A ``residual`` run drains ``residual_lanes`` channels per cycle instead:
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
-    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 32 cycles
+    stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 33 cycles
     to the first output on the tiny preset (one more per extra adder-tree level, and when the
     Config builds columns from LUTs, the LUT multipliers' extra latency), about
     `ResidualAdd`'s latency more with the ADD (see
@@ -445,7 +496,7 @@ class PointwiseArray(wiring.Component):
         self._sum_stage = 4 + self._product_latency + self._tree_levels
         g = self._geometry
         # Result FIFO entries: enough credits to cover the issue-to-pop round trip at full rate.
-        round_trip = self._sum_stage + 5 + g.slices   # 5: the credit comes back registered
+        round_trip = self._sum_stage + 6 + g.slices   # 6: head register, credit back registered
         self._fifo_depth = max(2, -(-round_trip // g.slices) + 1)
         if contexts == 2:
             # Two layers interleaved per pixel: one's tiles may be drain-bound (k_words <
@@ -786,25 +837,13 @@ class PointwiseArray(wiring.Component):
                 m.d.sync += acc[c].eq(Mux(acc_first, bias[c], acc[c]) + sums[c])
         m.d.sync += done_tag.eq(tag_s)
 
-        # ---- result FIFO and credits --------------------------------------------------------
+        # ---- result FIFO, credits and drain: RL channels per cycle into the requantizers ----
         # An entry carries its table row and context, so the drain needs no counters of its own.
-        # The drain takes its RL-lane slices straight from the head. (amaranth's
-        # SyncFIFOBuffered has a C x 32-bit output register whose load enable came from the
-        # drain's advance: 9.7 ns of routing, 89.2 MHz.) One memory per column group (the
-        # groups of the weight buffer), each with its own copy of the pointers and the push.
-        entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
-                                   "t": tag_layout["t"].shape, "ctx": 1})
-        parts = [32 * col_group.count(n) for n in range(copies)]
-        parts[-1] += entry.size - C * 32
-        pushes = [Signal(name=f"results_push_dup{n}") for n in range(copies)]
-        m.d.sync += [p.eq(tag_s.valid & tag_s.lastk) for p in pushes]
-        pop = Signal()
-        head, f_rdy = _head_fifo(m, "results", entry, self._fifo_depth, push=pushes,
-                                 w_data=Cat(acc, done_tag.last, done_tag.t, done_tag.ctx),
-                                 pop=pop, parts=parts)
-        _return_credits(m, credits, spend=issue & is_lastk, pop=pop)
-
-        # ---- drain: RL channels per cycle into the requantizers -----------------------------
+        # The drain takes its RL-lane slices from the head registers (`_drained_fifo`: amaranth's
+        # SyncFIFOBuffered, whose C x 32-bit output register loaded on the drain's advance,
+        # measured 9.7 ns of routing, 89.2 MHz). One memory per column group (the groups of the
+        # weight buffer), each with its own copy of the pointers, the push and the drain state.
+        #
         # The requantizer never stalls: its results are gathered into whole output words
         # that go into a FIFO (`requantized`) whose entries the drain reserves, one per word,
         # before it sends a word's first slice; its o.ready is the constant 1, so synthesis
@@ -816,21 +855,24 @@ class PointwiseArray(wiring.Component):
         rq = m.submodules.requant = Requantizer(RL, lay.tag, dsp=self._dsp)
         qdepth = -(-(rq.latency + S + 7) // S) + 1   # covers a credit's round trip
         q_credits = Signal(qdepth, init=(1 << qdepth) - 1)
-        j = Signal(range(max(2, S)))  # counters are never 0 bits wide (Verilator)
-        adv = Signal()
-        m.d.comb += [
-            adv.eq(f_rdy & ((j != 0) | q_credits[0])),
-            smem.r_addr.eq(Cat(j[:j_bits], head.t)),
-            pop.eq(adv & (j == S - 1)),
-        ]
+        entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
+                                   "t": tag_layout["t"].shape, "ctx": 1})
+        parts = [32 * col_group.count(n) for n in range(copies)]
+        parts[-1] += entry.size - C * 32
+        pushes = [Signal(name=f"results_push_dup{n}") for n in range(copies + 1)]
+        m.d.sync += [p.eq(tag_s.valid & tag_s.lastk) for p in pushes]
+        results = _drained_fifo(m, "results", entry, self._fifo_depth, pushes=pushes,
+                                w_data=Cat(acc, done_tag.last, done_tag.t, done_tag.ctx),
+                                parts=parts, slices=S, room=q_credits[0])
+        _return_credits(m, credits, spend=issue & is_lastk, pop=results.take)
+        head, j, adv = results.head, results.j, results.adv
+        m.d.comb += smem.r_addr.eq(Cat(j[:j_bits], head.t))
         # Payload registers loaded every cycle (no enable); valid bits reset.
         d_valid = pipeline.delay(m, 1, "drain_valid", 1, adv, smem.latency, reset_less=False)
         d_acc = pipeline.delay(m, 1, "drain_acc", data.ArrayLayout(signed(32), RL),
                                Cat(head.acc).word_select(j, RL * 32), smem.latency)
-        d_last = pipeline.delay(m, 1, "drain_last", 1, head.last & (j == S - 1), smem.latency)
+        d_last = pipeline.delay(m, 1, "drain_last", 1, head.last & results.j_last, smem.latency)
         d_ctx = pipeline.delay(m, 1, "drain_ctx", 1, head.ctx, smem.latency)
-        with m.If(adv):
-            m.d.sync += j.eq(Mux(j == S - 1, 0, j + 1))
 
         rqi = rq.i.payload
         m.d.comb += [

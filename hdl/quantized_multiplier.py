@@ -22,7 +22,9 @@ routing costs more than logic (a 6-level barrel shifter measured ~6 ns, 2/3 of i
    halves signed), each one :class:`~dwfuse.hdl.multiplier.RegisteredMultiplier` (operands
    registered in 3, products in 4): one 18x18 DSP each, with its internal registers when
    ``dsp="ecp5"``. A whole ``a * b`` would put four DSPs and a 64-bit two-level adder tree
-   in one cycle.
+   in one cycle. With ``dsp="ecp5"`` each product is registered once more in the fabric
+   (one stage more): the DSPs sit in the device's DSP rows, and a product straight into
+   stage 5's adders measured 6.8 ns in the PE array's requantizers.
 5. ``mid = LH + HL`` (33 bits) and ``lo = LL + 2^30`` (the rounding nudge). SRDHM's one
    overflowing product, INT32_MIN * INT32_MIN, must saturate to INT32_MAX: its partial
    products are 0 except ``HH = 2^30``, so forcing ``lo = -2^31`` there yields exactly
@@ -62,7 +64,8 @@ INT32_MAX = (1 << 31) - 1
 
 
 class MultiplyByQuantizedMultiplier(wiring.Component):
-    """TFLite MultiplyByQuantizedMultiplier of one int32, pipelined over 10 cycles, one per cycle.
+    """TFLite MultiplyByQuantizedMultiplier of one int32, pipelined over 10 cycles (11 with
+    ``dsp="ecp5"``), one per cycle.
 
     Bit-exact with ``verif/golden`` ``multiply_by_quantized_multiplier`` for every int32
     ``x``, every int32 ``multiplier`` and every ``shift`` in [-32, 31] (TFLite produces
@@ -107,7 +110,7 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
     shift: In(signed(6))
     y: Out(signed(32))
 
-    #: Enabled clock edges from sampling the inputs to the result on ``y`` (DSP kinds).
+    #: Enabled clock edges from sampling the inputs to the result on ``y`` (``dsp="infer"``).
     LATENCY = 10
 
     def __init__(self, *, dsp="infer"):
@@ -116,11 +119,14 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         self._dsp = dsp
         super().__init__()
 
+    #: Fabric registers after the partial products, per multiplier kind (see stage 4).
+    PRODUCT_REGISTERS = {"ecp5": 1}
+
     @staticmethod
     def latency_for(dsp):
-        """:attr:`latency` of an instance built with ``dsp``: 10, or 13 for ``"lut"``."""
+        """:attr:`latency` of an instance built with ``dsp``: 10, 11 for ``"ecp5"``, 13 for ``"lut"``."""
         return (MultiplyByQuantizedMultiplier.LATENCY + RegisteredMultiplier.latency_for(dsp, signed(16))
-                - RegisteredMultiplier.LATENCY)
+                - RegisteredMultiplier.LATENCY + MultiplyByQuantizedMultiplier.PRODUCT_REGISTERS.get(dsp, 0))
 
     @property
     def dsp(self):
@@ -128,7 +134,7 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
 
     @property
     def latency(self):
-        """Enabled cycles from inputs to ``y`` (read-only; :data:`LATENCY` for DSP kinds)."""
+        """Enabled cycles from inputs to ``y`` (read-only; see `latency_for`)."""
         return self.latency_for(self._dsp)
 
     def elaborate(self, platform):
@@ -157,9 +163,10 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         for name, a, b in (("ll", x_lo, m_lo), ("lh", x_lo, m_hi), ("hl", x_hi, m_lo), ("hh", x_hi, m_hi)):
             mul = m.submodules[f"mul_{name}"] = RegisteredMultiplier(a.shape(), b.shape(), dsp=self._dsp)
             m.d.comb += [mul.en.eq(self.en), mul.a.eq(a), mul.b.eq(b)]
-            products.append(mul.p)
+            products.append(pipeline.delay(m, self.en, f"s4_{name}", mul.p.shape(), mul.p,
+                                           self.PRODUCT_REGISTERS.get(self._dsp, 0)))
         ll, lh, hl, hh = products  # lh, hl, hh: |.| <= 2^31 - 2^15 (hh <= 2^30): int32
-        mul_latency = mul.latency
+        mul_latency = mul.latency + self.PRODUCT_REGISTERS.get(self._dsp, 0)
         # INT32_MIN * INT32_MIN: each operand compared in its own register first (both
         # comparisons and their AND in one cycle measured 7.8 ns in the PE array).
         xs_min = stage("s3_xs_min", 1, xs == INT32_MIN)

@@ -89,8 +89,8 @@ class Requantizer(wiring.Component):
     o : Out(stream.Signature(output_layout(lanes, tag_shape)))
         ``data[k]`` int8 and the beat's ``tag``.
     latency : int
-        Cycles from an input transfer to its ``o.valid`` when nothing stalls (15; 18 with
-        ``dsp="lut"``).
+        Cycles from an input transfer to its ``o.valid`` when nothing stalls (15; 16 with
+        ``dsp="ecp5"``, 18 with ``dsp="lut"``).
         Throughput: one beat per cycle while ``o.ready`` stays high. ``i.ready`` is low only
         while the skid register is full, i.e. the cycle after ``o`` refused a beat with
         another one right behind it; it depends on no input combinationally.

@@ -107,13 +107,15 @@ class ResidualAdd(wiring.Component):
     def lanes(self):
         return self._lanes
 
-    #: Cycles in front of the Requantizer: input register + rescale + sum register.
-    FRONT_LATENCY = 1 + MultiplyByQuantizedMultiplier.LATENCY + 1
+    @staticmethod
+    def front_latency_for(dsp):
+        """Cycles in front of the Requantizer: input register + rescale + sum register."""
+        return 1 + MultiplyByQuantizedMultiplier.latency_for(dsp) + 1
 
     @property
     def latency(self):
         """Input register + rescale + sum register + Requantizer."""
-        return self.FRONT_LATENCY + Requantizer.latency_for(self._dsp)
+        return self.front_latency_for(self._dsp) + Requantizer.latency_for(self._dsp)
 
     def elaborate(self, platform):
         m = Module()
@@ -130,8 +132,9 @@ class ResidualAdd(wiring.Component):
                 value = reg
             return value
 
-        valid = delayed(self.i.valid, 1, self.FRONT_LATENCY, "valid", reset_less=False)
-        tag = delayed(self.i.payload.tag, self._tag_shape, self.FRONT_LATENCY, "tag")
+        front = self.front_latency_for(self._dsp)
+        valid = delayed(self.i.valid, 1, front, "valid", reset_less=False)
+        tag = delayed(self.i.payload.tag, self._tag_shape, front, "tag")
         acc = Signal(data.ArrayLayout(signed(32), lanes))
         for k in range(lanes):
             sums = []
