@@ -485,15 +485,19 @@ class LayerEngine(wiring.Component):
                              self.i.ready.eq(pe_i.ready)]
 
         # ---- line buffer input and depthwise engine input ---------------------------------------
+        # Payloads are not gated by the mode (valid is): a payload forced to zero in some mode
+        # became the synchronous reset of every register it loads (the depthwise engine's 577
+        # input flip-flops shared one reset net decoded from the mode).
+        m.d.comb += [
+            lb_i.payload.eq(Mux(is_block, split_x.o.payload.data, self.i.payload.data)),
+            dw.i.payload.eq(lb.o.payload),
+        ]
         with m.If(is_block):
-            m.d.comb += [lb_i.valid.eq(split_x.o.valid), lb_i.payload.eq(split_x.o.payload.data),
-                         split_x.o.ready.eq(lb_i.ready)]
+            m.d.comb += [lb_i.valid.eq(split_x.o.valid), split_x.o.ready.eq(lb_i.ready)]
         with m.Elif(~is_pw):
-            m.d.comb += [lb_i.valid.eq(self.i.valid), lb_i.payload.eq(self.i.payload.data),
-                         self.i.ready.eq(lb_i.ready)]
+            m.d.comb += [lb_i.valid.eq(self.i.valid), self.i.ready.eq(lb_i.ready)]
         with m.If(~is_conv3):
-            m.d.comb += [dw.i.valid.eq(lb.o.valid & uses_lb), dw.i.payload.eq(lb.o.payload),
-                         lb.o.ready.eq(dw.i.ready)]
+            m.d.comb += [dw.i.valid.eq(lb.o.valid & uses_lb), lb.o.ready.eq(dw.i.ready)]
         wiring.connect(m, pe.ox, split_x.i)
 
         # ---- residual words and output ----------------------------------------------------------

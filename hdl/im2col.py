@@ -39,7 +39,8 @@ class Im2col(wiring.Component):
     ----------
     cfg : In(cfg_layout)
         ``dense``, ``dense_cin`` (1..lanes), ``dense_words`` (``ceil(9 * dense_cin / lanes)``);
-        held for the run.
+        held for the run, from at least one cycle before its first window (the packing is
+        selected by flip-flops decoded from it).
     i : In(stream.Signature(window_layout))
         ``i.ready`` depends on flip-flops and ``o.ready`` only.
     o : Out(stream.Signature({"data": lanes x int8, "last": 1}))
@@ -66,22 +67,34 @@ class Im2col(wiring.Component):
         return self._cfg_layout
 
     def _load_words(self, m):
-        """The 9 words a window loads: its taps, or (dense) its first dense_cin channels packed."""
+        """The 9 words a window loads: its taps, or (dense) its first dense_cin channels packed.
+
+        The packing is selected by flip-flops decoded from ``cfg`` (which is held for the run,
+        long before the first window), one set per word register (``*_dup*``): the decode of
+        ``dense_cin`` would otherwise be a handful of nets each reaching ~500 LUTs.
+        """
         lanes, cfg, taps = self._lanes, self.cfg, self.i.payload.taps
         words = []
         for q in range(9):
-            word = Signal(8 * lanes, name=f"load_word{q}")
-            lanes_dense = []
+            plain = Signal(name=f"plain_dup{q}")                       # not dense
+            dense = [Signal(name=f"dense_dup{q}_{c}") for c in range(lanes + 1)]  # dense, cin c
+            m.d.sync += [plain.eq(~cfg.dense),
+                         *(dense[c].eq(cfg.dense & (cfg.dense_cin == c)) for c in range(1, lanes + 1))]
+            lanes_bits = []
             for lane in range(lanes):
                 n = q * lanes + lane
-                value = Signal(signed(8), name=f"dense{n}")
-                with m.Switch(cfg.dense_cin):
-                    for c in range(1, lanes + 1):
-                        if n < 9 * c:
-                            with m.Case(c):
-                                m.d.comb += value.eq(taps[n // c][n % c])
-                lanes_dense.append(value)
-            m.d.comb += word.eq(Mux(cfg.dense, Cat(*lanes_dense), taps[q].as_value()))
+                # source (tap, channel) of this value -> the selects that pick it
+                sources = {(q, lane): [plain]}
+                for c in range(1, lanes + 1):
+                    if n < 9 * c:
+                        sources.setdefault((n // c, n % c), []).append(dense[c])
+                value = 0
+                for (t, ch), selects in sources.items():
+                    pick = selects[0] if len(selects) == 1 else Cat(*selects).any()
+                    value = value | Mux(pick, taps[t][ch].as_unsigned(), 0)
+                lanes_bits.append(value[:8])
+            word = Signal(8 * lanes, name=f"load_word{q}")
+            m.d.comb += word.eq(Cat(*lanes_bits))
             words.append(word)
         return words
 

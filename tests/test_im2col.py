@@ -47,6 +47,7 @@ def _run(config, seed, dense_cin, p_valid, p_ready, n_windows=12):
         ctx.set(dut.cfg.dense, dense_cin is not None)
         ctx.set(dut.cfg.dense_cin, dense_cin or lanes)
         ctx.set(dut.cfg.dense_words, -(-9 * (dense_cin or lanes) // lanes))
+        await ctx.tick()      # cfg is decoded into flip-flops: set a cycle before the first window
         k, cycle = 0, 0
         while len(got) < len(want):
             offer = k < n_windows and rng.random() < p_valid
@@ -104,6 +105,7 @@ def test_outputs_do_not_follow_inputs_combinationally():
         ctx.set(dut.cfg.dense, 1)
         ctx.set(dut.cfg.dense_cin, 1)
         ctx.set(dut.cfg.dense_words, 3)     # 9 values on 4 lanes: 3 words
+        await ctx.tick()
         ctx.set(dut.i.payload.taps, [[t] * 4 for t in range(9)])
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.o.ready, 0)
