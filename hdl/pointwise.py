@@ -296,15 +296,11 @@ def _return_credits(m, credits, *, spend, pop):
 
 
 def _gather(m, name, beat, valid, beats):
-    """Assemble words of ``beats`` valid beats, the first in the low bits.
+    """Assemble words of ``beats`` consecutive valid beats, the first in the low bits.
 
     Returns ``(word, complete)``: ``complete`` is high with a word's last beat, and ``word``
     is then that word (the earlier beats from a shift register, the last one straight from
-    ``beat``), so a FIFO can take it whole in that cycle. No backpressure. The beats of one
-    word must come in consecutive cycles (the drain sends a word's slices back to back, the
-    ADD a word's lanes, and neither pipeline stalls), so the shift register shifts every
-    cycle, without an enable: the requantizer's output valid into the enable of its 64
-    flip-flops measured 7.9 ns, 7.4 of it routing.
+    ``beat``), so a FIFO can take it whole in that cycle. No backpressure.
     """
     count = Signal(range(max(2, beats)), name=f"{name}_count")
     complete = Signal(name=f"{name}_complete")
@@ -314,7 +310,8 @@ def _gather(m, name, beat, valid, beats):
     if beats == 1:
         return beat, complete
     held = Signal((beats - 1) * len(beat), name=f"{name}_held", reset_less=True)
-    m.d.sync += held.eq(Cat(held[len(beat):], beat))
+    with m.If(valid):
+        m.d.sync += held.eq(Cat(held[len(beat):], beat))
     return Cat(held, beat), complete
 
 
@@ -401,6 +398,16 @@ class PointwiseArray(wiring.Component):
     ``--nextpnr-arg=--detailed-timing-report`` the report.json next to nextpnr.log lists every
     endpoint's arrival time, which is how the classes of late endpoints below were counted):
 
+    - ``bytes`` (commit 8bf6f7c, reverted in the next commit): 126.1 MHz with seed 1, 96.4 MHz
+      with seed 2 (JSON ``bytes``, ``bytes-seed2``); 23.3k, 26.7k, 124, 148. Tried on top of
+      ``skidout``: the gather shift registers without enable, the result FIFO in 8 parts, the
+      requantizers' 3-bit shift amounts in one copy per output byte. Seed 1: 79 endpoints later
+      than 6.67 ns (113 before), critical path the input handshake (busy, in_done, i.valid)
+      into the input word count's flags (7.9 ns, 6.5 of it routing), then the output skid
+      registers from the FIFO heads (7.9 ns). Seed 2 placed a LUT column's operand registers
+      away from its adders (7.8 ns net, 10.4 ns path) and the LUT columns' adder trees late
+      (9.7 ns, 187 endpoints): 741 endpoints later than 6.67 ns. Worse at seed 2 by far, so
+      the design went back to ``skidout``'s.
     - ``skidout`` (commit ca1821f; JSON ``skidout``, ``skidout-seed2``): 125.9 MHz with seed 1
       (router2 done in 23 iterations), 137.6 MHz with seed 2; 22.5k, 26.5k, 124, 148. Outputs
       through `pipeline.skid_output` in 4 slices, parameters on 3 copies of busy, credits
@@ -903,13 +910,9 @@ class PointwiseArray(wiring.Component):
         q_credits = Signal(qdepth, init=(1 << qdepth) - 1)
         entry = data.StructLayout({"acc": data.ArrayLayout(signed(32), C), "last": 1,
                                    "t": tag_layout["t"].shape, "ctx": 1})
-        # Each column group's part is split in two (its head register's load and its read
-        # pointer's enable, one net to ~130 flip-flops, measured 7.2 ns).
-        parts = [32 * count for n in range(copies)
-                 for count in (col_group.count(n) // 2, col_group.count(n) - col_group.count(n) // 2)
-                 if count]
+        parts = [32 * col_group.count(n) for n in range(copies)]
         parts[-1] += entry.size - C * 32
-        pushes = [Signal(name=f"results_push_dup{n}") for n in range(len(parts) + 1)]
+        pushes = [Signal(name=f"results_push_dup{n}") for n in range(copies + 1)]
         m.d.sync += [p.eq(tag_s.valid & tag_s.lastk) for p in pushes]
         results = _drained_fifo(m, "results", entry, self._fifo_depth, pushes=pushes,
                                 w_data=Cat(acc, done_tag.last, done_tag.t, done_tag.ctx),

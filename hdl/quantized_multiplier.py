@@ -147,13 +147,10 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
         left = Mux(self.shift < 0, 0, self.shift[:5])
         right = Mux(self.shift < 0, -self.shift, 0)[:6]  # 0..32
         x1 = stage("s1_x", signed(32), (self.x << Cat(C(0, 3), left[3:]))[:32].as_signed())
-        # The 3-bit amounts of 2 and 10 in one copy per output byte (``*_dup*``, kept apart in
-        # synthesis): one register selecting all 32 bits' muxes measured 7.3 ns in the PE
-        # array's requantizers, 4.6 of it the route to muxes spread around it.
-        left1 = [stage(f"s1_left_dup{b}", unsigned(3), left[:3]) for b in range(4)]
+        left1 = stage("s1_left", unsigned(3), left[:3])
         mul1 = stage("s1_mul", signed(32), self.multiplier)
         right1 = stage("s1_right", unsigned(6), right)
-        xs = stage("s2_xs", signed(32), Cat(*((x1 << left1[b])[8 * b:8 * b + 8] for b in range(4))))
+        xs = stage("s2_xs", signed(32), (x1 << left1)[:32].as_signed())
         mul2 = stage("s2_mul", signed(32), mul1)
         right2 = stage("s2_right", unsigned(6), right1)
 
@@ -221,7 +218,7 @@ class MultiplyByQuantizedMultiplier(wiring.Component):
 
         # 9, 10. The rounding right shift: by a multiple of 8, then by the rest.
         t9 = stage("s9_t", signed(33), t >> Cat(C(0, 3), right8[3:]))
-        right9 = [stage(f"s9_right_dup{b}", unsigned(3), right8[:3]) for b in range(4)]
-        y = stage("s10_y", signed(32), Cat(*((t9 >> right9[b])[8 * b:8 * b + 8] for b in range(4))))
+        right9 = stage("s9_right", unsigned(3), right8[:3])
+        y = stage("s10_y", signed(32), (t9 >> right9)[:32].as_signed())
         m.d.comb += self.y.eq(y)
         return m
