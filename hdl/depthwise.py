@@ -17,7 +17,7 @@ padded taps already holding the input zero point. Per lane ``l`` the engine comp
 
 Pipeline (one window per cycle; P = 5 with DSP taps, 6 with LUT taps)::
 
-    i ─▶ S1 ─▶ S2 ─▶ S3 .. SP ─▶ SP+1 ─▶ SP+2 ─▶ SP+3 ─▶ Requantizer (15/18) ─▶ FIFO (32) ─▶ o
+    i ─▶ S1 ─▶ S2 ─▶ S3 .. SP ─▶ SP+1 ─▶ SP+2 ─▶ SP+3 ─▶ Requantizer (15/16/18) ─▶ FIFO (32) ─▶ o
     │           ▲                  ▲               ▲
     └───────────┘                  └─ bias RAM     └─ multiplier/shift RAM
      weight RAM          (each RAM's read address: the window's chunk)
@@ -111,8 +111,9 @@ __all__ = [
 ]
 
 #: Entries of the output FIFO, i.e. windows in flight between ``i`` and ``o``: more than
-#: `DepthwiseEngine.mac_stages` (8, or 9 with LUT taps) + the requantizer's latency (15, or 18
-#: with LUT multipliers) + the FIFO's own 2 cycles, so credits never limit throughput.
+#: `DepthwiseEngine.mac_stages` (8, or 9 with LUT taps) + the requantizer's latency (15; 16 with
+#: ``dsp="ecp5"``, 18 with LUT multipliers: `Requantizer.latency_for`) + the FIFO's own 2 cycles,
+#: so credits never limit throughput.
 OUT_FIFO_DEPTH = 32
 
 
@@ -263,9 +264,9 @@ class DepthwiseEngine(wiring.Component):
         ``in_zp``, ``out_zp``, ``act_min``, ``act_max``; held stable while a layer runs.
     latency : int
         Cycles from a window's transfer on ``i`` to its word's ``o.valid`` without stalls
-        (8 MAC stages + the requantizer's 15 + 2 in the FIFO = 25; 26 when the Config builds
-        the taps from LUTs, as the ecp5 preset does; 29 with the requantizer's multipliers in
-        LUTs too: 9 + 18 + 2). Throughput: one window
+        (8 MAC stages + the requantizer's 15 + 2 in the FIFO = 25 with ``dsp="infer"``; the
+        requantizer takes 16 with ``dsp="ecp5"``, whose preset builds the taps from LUTs (9
+        stages): 27; 29 with the requantizer's multipliers in LUTs too: 9 + 18 + 2). Throughput: one window
         per cycle while ``o.ready`` stays high and no ``pload`` beat is pending.
     """
 
