@@ -25,12 +25,10 @@ Which multiplier *roles* use LUTs instead of DSPs is the Config's choice
 (``Config.lut_multipliers``), not the build's.
 
 ``engine`` is the `LayerEngine` (``hdl/engine.py``): line buffer, depthwise engine and PE array
-connected per run-time layer mode; it is the default design until the top exists. To add the
-top (issue 4), add one line to `DESIGNS`::
-
-    "top": Design("top", lambda config, dsp: _load("top").Accelerator(config, dsp=dsp)),
-
-and `DEFAULT_DESIGN` becomes ``"top"``.
+connected per run-time layer mode. ``top`` is the `Accelerator` (``hdl/top.py``: the engine
+behind its sequencer, DMA, AXI4-Lite registers and AXI4 master), the default design: what an
+FPGA build instantiates. In the harness the engine's 3,860 input bits (weight, parameter and
+table loads, cfg) come from one shift register; the top's are its 139 AXI and control bits.
 
 Synthesis harness
 -----------------
@@ -116,6 +114,7 @@ DESIGNS = {
     "pointwise": Design("pointwise",
                         lambda config, dsp: _load("pointwise").PointwiseArray(config, dsp=dsp)),
     "engine": Design("engine", lambda config, dsp: _load("engine").LayerEngine(config, dsp=dsp)),
+    "top": Design("top", lambda config, dsp: _load("top").Accelerator(config, dsp=dsp)),
 }
 
 #: Registry names that `Datapath` puts side by side (when available), in dataflow order.
