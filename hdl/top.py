@@ -41,7 +41,7 @@ out_stalled     ro    cycles the engine's output waited for the write DMA
 
 from amaranth import Module, ResetInserter, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -199,7 +199,10 @@ class Accelerator(wiring.Component):
 
         # ---- activations -----------------------------------------------------------------------------
         res_fifo = datapath("res_fifo", SyncFIFOBuffered(width=word_bits, depth=RES_FIFO_WORDS))
-        in_fifo = datapath("in_fifo", SyncFIFOBuffered(width=word_bits, depth=IN_FIFO_WORDS))
+        # The input FIFO reads asynchronously, so it lands in distributed RAM (128 words) and
+        # leaves the block RAMs to the engine: as SyncFIFOBuffered it took 2 DP16KD, one more
+        # than the ecp5 top had left. The engine registers what it reads (its input slices).
+        in_fifo = datapath("in_fifo", SyncFIFO(width=word_bits, depth=IN_FIFO_WORDS))
         m.d.comb += [
             in_fifo.w_en.eq(up[Tag.INPUT].o.valid), in_fifo.w_data.eq(up[Tag.INPUT].o.payload.data),
             up[Tag.INPUT].o.ready.eq(in_fifo.w_rdy),
