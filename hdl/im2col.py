@@ -4,8 +4,8 @@ Why: the PE array takes one word (``lanes`` values) per cycle, and a 3x3 conv's 
 a whole line-buffer window, 9 words (or fewer, densely packed, for a first layer with fewer
 channels than lanes). Selecting word ``tap`` of the window with a 9:1 multiplexer, behind the
 dense packing's ``lanes``:1 multiplexers, gave every bit of the PE array's input word ~70 window
-bits as inputs: the placer could not route that funnel in the whole LayerEngine (the router's
-heat map named it). Here the window is loaded into 9 word registers at once, the dense packing
+bits as inputs, and the router's heat map of the whole LayerEngine named that funnel among its
+most congested nets. Here the window is loaded into 9 word registers at once, the dense packing
 in the load, and shifted out one word per cycle: each register bit sees its own tap bits and
 its neighbour, the output word is a flip-flop, and a window is taken on the cycle its
 predecessor's last word leaves, so the stream runs at one word per cycle with no bubbles.
