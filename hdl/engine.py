@@ -19,8 +19,9 @@ Modes (`Mode`; ``cfg.mode``)::
   it into ``lanes``-channel words and drops the words past ``ceil(O / lanes)`` of a pixel's last
   tile. `WordPacker` does the inverse for the residual input.
 - CONV3: the line buffer's window of one chunk (9 words, taps in TFLite filter order) becomes 9
-  consecutive input words of the PE array (`Im2col`, a shift register), so a pixel's input vector is ``9 * chunks`` words in
-  (chunk, tap, lane) order; `conv3_weights` reorders a TFLite (O, 3, 3, I) filter to match.
+  consecutive input words of the PE array (`Im2col`, a shift register), so a pixel's input
+  vector is ``9 * chunks`` words in (chunk, tap, lane) order; `conv3_weights` reorders a TFLite
+  (O, 3, 3, I) filter to match.
   Padded taps hold the input zero point (``lb.pad_value`` = the PE's ``in_zp``), so they add 0.
   A first layer has fewer channels than lanes (1 or 3): then (``cfg.dense``) the window's
   ``9 * I`` real values are packed densely into ``ceil(9 * I / lanes)`` words, in TFLite's own

@@ -44,9 +44,10 @@ def skid_output(m, o, value, valid, skid_valid, copies=(), groups=1):
     width = len(bits)
     size = -(-width // groups)
     out_valid = Signal()
-    out_copies = [Signal(name=f"out_group_dup{g}") for g in range(groups)] if groups > 1 else [out_valid]
-    skid_copies = ([Signal(name=f"skid_group_dup{g}") for g in range(groups)] if groups > 1
-                   else [skid_valid])
+    # per-slice copies of the two flags; a single slice is loaded by the flags themselves
+    group_out = [Signal(name=f"out_group_dup{g}") for g in range(groups)] if groups > 1 else []
+    group_skid = [Signal(name=f"skid_group_dup{g}") for g in range(groups)] if groups > 1 else []
+    out_copies, skid_copies = group_out or [out_valid], group_skid or [skid_valid]
     outs = []
     for g in range(groups):
         part = bits[g * size:min(width, (g + 1) * size)]
@@ -61,8 +62,8 @@ def skid_output(m, o, value, valid, skid_valid, copies=(), groups=1):
             m.d.sync += skid.eq(part)
         outs.append(out)
     m.d.comb += [o.valid.eq(out_valid), o.payload.eq(Cat(*outs))]
-    valids = [out_valid, *(out_copies if groups > 1 else ())]
-    flags = [skid_valid, *copies, *(skid_copies if groups > 1 else ())]
+    valids = [out_valid, *group_out]
+    flags = [skid_valid, *copies, *group_skid]
     with m.If(~out_valid | o.ready):
         with m.If(skid_valid):
             m.d.sync += [*(v.eq(1) for v in valids), *(f.eq(0) for f in flags)]
