@@ -13,6 +13,9 @@ Per job (hdl/descriptor.py defines the format):
    access (input, output, residual) whose span leaves its window stops it with ``ERR_WINDOW``,
    also before anything moves (the DMA engines check every command again). The same stage
    translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
+   The check's twelve products (row spans, weight-buffer words, row sizes) go one after
+   another through one `SerialMultiplier` (a few cycles each, ~150 per job, while the previous
+   job streams) instead of DSPs: the engine needs every DSP of the LFE5U-85F.
 3. LOAD: read the weights, tables and depthwise parameters of the job's stages (all inside the
    ``weights`` window); the top writes them to the engine at running addresses: weights from
    the job's ``wbuf_base`` (pe0's, then pe1's), tables from 0 (pe0's, then pe1's), so pe1's
@@ -57,6 +60,7 @@ from .dma_command import ERR_NONE, ERR_WINDOW, MAX_BEATS_BITS, command_layout
 from .engine import Mode, engine_layouts
 from .linebuffer import MAX_PAD
 from .pointwise import geometry
+from .serial_multiplier import SerialMultiplier, constant_product
 
 __all__ = ["JobSequencer", "Tag", "ERR_DESCRIPTOR", "RES_FIFO_WORDS", "IN_FIFO_WORDS", "IN_PIECE_WORDS",
            "read_command_layout"]
@@ -89,11 +93,12 @@ def read_command_layout(addr_width=32):
 class _Walker:
     """Issues the DMA commands of one tensor access, row by row (or pixel by pixel).
 
+    ``row_words`` is ``words_per_px * cols``, a register (multiplied at the check).
     With ``piece_beats``, a contiguous row goes in commands of at most that many beats (the
     input's: each is issued only against room in the input FIFO, see `JobSequencer`).
     """
 
-    def __init__(self, m, name, access, *, rows, cols, words_per_px, contiguous, bus_lg, lanes_lg,
+    def __init__(self, m, name, access, *, rows, cols, words_per_px, row_words, contiguous, bus_lg, lanes_lg,
                  piece_beats=None):
         self.m, self.bus_lg = m, bus_lg
         self.y = Signal(16, name=f"{name}_y")
@@ -107,7 +112,7 @@ class _Walker:
         px_beats = Signal(MAX_BEATS_BITS, name=f"{name}_px_beats")
         row_beats = Signal(MAX_BEATS_BITS, name=f"{name}_row_beats")
         m.d.comb += [px_beats.eq((words_per_px << lanes_lg) >> bus_lg),
-                     row_beats.eq(((words_per_px * cols) << lanes_lg) >> bus_lg)]
+                     row_beats.eq((row_words << lanes_lg) >> bus_lg)]
         self.beats = Mux(contiguous, row_beats, px_beats)
         self.piece_beats = piece_beats
         if piece_beats is not None:    # beats of the row not yet issued (row_beats when fresh)
@@ -247,7 +252,44 @@ class JobSequencer(wiring.Component):
         last_stage = Signal(pe_context_layout())            # the stage writing the output
         m.d.comb += last_stage.eq(Mux(is_dwpw | is_block, d.pe1.as_value(), d.pe0.as_value()))
 
-        # ---- CHECK: stage 1 computes facts, stage 2 ANDs them ---------------------------------
+        # ---- MULTIPLY: the check's products, one after another through one SerialMultiplier --
+        # (as combinational products Yosys gave them 20 DSPs, which the engine needs). Each entry:
+        # the register that keeps the product, and the operands a (<= 32 bits), b (<= 17 bits).
+        lb_chunks = Mux(is_block, d.chunks_mid, d.chunks_in)
+        m.submodules.multiplier = mul = SerialMultiplier(32, 17)
+        ceil3_width = Signal(16)           # ceil(width / 3) = (width + 2) * 43691 >> 17, exact below 2**16
+        lb_words = Signal(32)              # line-buffer words of one row (per bank)
+        pe0_words, pe1_words = Signal(32), Signal(32)      # k_words * out_tiles
+        in_row_words, out_row_words = Signal(32), Signal(32)
+
+        def span(name):
+            return Signal(48, name=f"{name}_span")
+
+        spans = {name: (span(f"{name}_rows"), span(f"{name}_cols")) for name in ("input", "output", "residual")}
+        products = [
+            (ceil3_width, 43691, d.width + 2),
+            (lb_words, ceil3_width, lb_chunks),
+            (pe0_words, d.pe0.k_words, d.pe0.out_tiles),
+            (pe1_words, d.pe1.k_words, d.pe1.out_tiles),
+            (in_row_words, d.chunks_in, d.width),
+            (out_row_words, d.chunks_out, d.out_width),
+        ]
+        for name, acc, rows, cols in (("input", d.input, d.height, d.width),
+                                      ("output", d.output, d.out_height, d.out_width),
+                                      ("residual", d.residual_in, d.out_height, d.out_width)):
+            rows_span, cols_span = spans[name]    # first to last byte: (rows - 1) * row_pitch ...
+            products += [(rows_span, acc.row_pitch, rows - 1), (cols_span, acc.pixel_pitch, cols - 1)]
+        product_step = Signal(range(len(products)))
+        product_started = Signal()
+        product_done = Signal()
+        with m.Switch(product_step):
+            for k, (target, a, b) in enumerate(products):
+                with m.Case(k):
+                    m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
+                    with m.If(product_done):
+                        m.d.sync += target.eq(mul.product[17:] if target is ceil3_width else mul.product)
+
+        # ---- CHECK: facts registered from the descriptor and the products, ANDed at JUDGE ------
         facts = []
 
         def fact(name, expr):
@@ -255,14 +297,10 @@ class JobSequencer(wiring.Component):
             m.d.sync += s.eq(expr)
             facts.append(s)
 
-        def ceil_div3(v):  # exact for v < 2**16 (checked in tests/test_sequencer.py)
-            return ((v + 2) * 43691) >> 17
-
         def geometry_ok(n, before, after, out):
             span = n + before + after
             return (span >= 3) & (out == Mux(d.stride == 2, (span - 3) >> 1, span - 3) + 1)
 
-        lb_chunks = Mux(is_block, d.chunks_mid, d.chunks_in)
         fact("mode", mode <= MODE_CODES["PW_DW_PW"])
         fact("stride", (d.stride == 1) | (has_3x3 & (d.stride == 2)))
         fact("pads", (d.pad_top <= MAX_PAD) & (d.pad_bottom <= MAX_PAD) & (d.pad_left <= MAX_PAD)
@@ -277,25 +315,26 @@ class JobSequencer(wiring.Component):
                              & geometry_ok(d.height, d.pad_top, d.pad_bottom, d.out_height),
                              (d.out_width == d.width) & (d.out_height == d.height)))
         bank = c.line_buffer_depth
-        fact("line_buffer", ~has_3x3 | (ceil_div3(d.width) * lb_chunks <= bank))
-        k_expect = Mux(is_conv3, d.chunks_in * 9, Mux(is_block, d.chunks_mid, d.chunks_in))
+        fact("line_buffer", ~has_3x3 | (lb_words <= bank))
+        chunks_in_x9 = constant_product(d.chunks_in, 9)
+        k_expect = Mux(is_conv3, chunks_in_x9, Mux(is_block, d.chunks_mid, d.chunks_in))
         dense = Signal()
         m.d.comb += dense.eq(is_conv3 & (d.dense_cin != 0))
-        dense_words = (d.dense_cin * 9 + c.lanes - 1) >> lanes_lg
+        dense_words = (constant_product(d.dense_cin, 9) + c.lanes - 1) >> lanes_lg
         fact("dense", ~dense | ((d.chunks_in == 1) & (d.dense_cin <= c.lanes)))
-        fact("pe0", ~pe0_used | ((d.pe0.k_words == Mux(dense, dense_words, d.chunks_in * Mux(is_conv3, 9, 1)))
+        fact("pe0", ~pe0_used | ((d.pe0.k_words == Mux(dense, dense_words, Mux(is_conv3, chunks_in_x9, d.chunks_in)))
                                  & (d.pe0.out_tiles >= 1) & (d.pe0.k_words <= g.max_k_words)
-                                 & (d.pe0.weight_words == d.pe0.k_words * d.pe0.out_tiles)))
+                                 & (d.pe0.weight_words == pe0_words)))
         fact("pe1", ~pe1_used | ((d.pe1.k_words == k_expect) & (d.pe1.out_tiles >= 1)
                                  & (d.pe1.k_words <= g.max_k_words)
-                                 & (d.pe1.weight_words == d.pe1.k_words * d.pe1.out_tiles)))
+                                 & (d.pe1.weight_words == pe1_words)))
         w_total = Mux(pe0_used, d.pe0.weight_words, 0) + Mux(pe1_used, d.pe1.weight_words, 0)
         t_total = Mux(pe0_used, d.pe0.out_tiles, 0) + Mux(pe1_used, d.pe1.out_tiles, 0)
         fact("buffers", (d.wbuf_base + w_total <= c.weight_words) & (t_total <= g.max_tiles))
         tiles_of = lambda chunks: (chunks + (1 << parts_lg) - 1) >> parts_lg  # noqa: E731
         fact("split", Mux(is_dw, d.chunks_out == d.chunks_in, tiles_of(d.chunks_out) == last_stage.out_tiles)
              & (~is_block | (tiles_of(d.chunks_mid) == d.pe0.out_tiles)))
-        fact("residual", ~d.residual | ((is_block | is_dwpw) & (d.out_width * d.chunks_out <= RES_FIFO_WORDS // 2)
+        fact("residual", ~d.residual | ((is_block | is_dwpw) & (out_row_words <= RES_FIFO_WORDS // 2)
                                          & (is_dwpw | (d.chunks_out == d.chunks_in))
                                          & (d.out_width == d.width) & (d.out_height == d.height)))
         fact("pitch", (d.input.pixel_pitch == (d.chunks_in << lanes_lg))
@@ -305,19 +344,18 @@ class JobSequencer(wiring.Component):
         m.d.comb += all_ok.eq(Cat(*facts).all())
 
         # Every tensor access inside its window, before a single byte moves: its span (first to
-        # last byte) from registered products (CHECK), compared one cycle later (CHECK2).
+        # last byte, from the products) plus one pixel's bytes within its length.
         inside = []
 
-        def window_fact(name, acc, rows, cols, nbytes, used=1):
-            rows_span, cols_span = Signal(48, name=f"{name}_rows_span"), Signal(48, name=f"{name}_cols_span")
-            m.d.sync += [rows_span.eq((rows - 1) * acc.row_pitch), cols_span.eq((cols - 1) * acc.pixel_pitch)]
+        def window_fact(name, acc, nbytes, used=1):
+            rows_span, cols_span = spans[name]
             ok = Signal(name=f"inside_{name}")
             m.d.sync += ok.eq(~used | (rows_span + cols_span + nbytes <= acc.length))
             inside.append(ok)
 
-        window_fact("input", d.input, d.height, d.width, d.chunks_in << lanes_lg)
-        window_fact("output", d.output, d.out_height, d.out_width, d.chunks_out << lanes_lg)
-        window_fact("residual", d.residual_in, d.out_height, d.out_width, d.chunks_out << lanes_lg, d.residual)
+        window_fact("input", d.input, d.chunks_in << lanes_lg)
+        window_fact("output", d.output, d.chunks_out << lanes_lg)
+        window_fact("residual", d.residual_in, d.chunks_out << lanes_lg, d.residual)
         all_inside = Signal()
         m.d.comb += all_inside.eq(Cat(*inside).all())
 
@@ -378,18 +416,21 @@ class JobSequencer(wiring.Component):
 
         # ---- back end: the running job's descriptor and its walkers --------------------------------
         rdesc = Signal(self._desc)       # latched at hand-over; the front end refills d meanwhile
+        r_in_row_words, r_out_row_words = Signal(32), Signal(32)    # ... and its row sizes
         word_lg = lanes_lg - bus_lg     # beats per word, log2
         rd_in = _Walker(m, "in", rdesc.input, rows=rdesc.height, cols=rdesc.width, words_per_px=rdesc.chunks_in,
-                        contiguous=Signal(name="in_contig"), bus_lg=bus_lg, lanes_lg=lanes_lg,
+                        row_words=r_in_row_words, contiguous=Signal(name="in_contig"), bus_lg=bus_lg, lanes_lg=lanes_lg,
                         piece_beats=IN_PIECE_WORDS << word_lg)
         in_credit = Signal(range(IN_FIFO_WORDS + 1))     # input FIFO words not yet requested
         in_issued = Signal(range(IN_PIECE_WORDS + 1))
         m.d.sync += in_credit.eq(in_credit + self.in_taken - in_issued)
         rd_res = _Walker(m, "res", rdesc.residual_in, rows=rdesc.out_height, cols=rdesc.out_width,
-                         words_per_px=rdesc.chunks_out, contiguous=Signal(name="res_contig"),
+                         words_per_px=rdesc.chunks_out, row_words=r_out_row_words,
+                         contiguous=Signal(name="res_contig"),
                          bus_lg=bus_lg, lanes_lg=lanes_lg)
         wr_out = _Walker(m, "out", rdesc.output, rows=rdesc.out_height, cols=rdesc.out_width,
-                         words_per_px=rdesc.chunks_out, contiguous=Signal(name="out_contig"),
+                         words_per_px=rdesc.chunks_out, row_words=r_out_row_words,
+                         contiguous=Signal(name="out_contig"),
                          bus_lg=bus_lg, lanes_lg=lanes_lg)
         m.d.comb += [
             rd_in.contiguous.eq(1),
@@ -505,12 +546,20 @@ class JobSequencer(wiring.Component):
                 with m.If(self.desc_in.valid):
                     m.d.sync += [raw.eq(Cat(raw[bb * 8:], self.desc_in.payload.data)), got.eq(got + 1)]
                     with m.If(got == desc_beats - 1):
-                        m.next = "CHECK"
+                        m.next = "MULTIPLY"
                 with m.If(failed):   # e.g. the descriptor address outside its window
                     m.next = "FAILED"
-            with m.State("CHECK"):   # facts are registered from the now-complete descriptor
-                m.next = "CHECK2"
-            with m.State("CHECK2"):  # ... and the window facts from the registered spans
+            with m.State("MULTIPLY"):  # the products, one after another (a few cycles each)
+                with m.If(~product_started):
+                    m.d.comb += mul.start.eq(1)
+                    m.d.sync += product_started.eq(1)
+                with m.Elif(~mul.busy):
+                    m.d.comb += product_done.eq(1)
+                    m.d.sync += [product_started.eq(0), product_step.eq(product_step + 1)]
+                    with m.If(product_step == len(products) - 1):
+                        m.d.sync += product_step.eq(0)
+                        m.next = "CHECK"
+            with m.State("CHECK"):   # facts are registered from the descriptor and the products
                 m.next = "JUDGE"
             with m.State("JUDGE"):
                 with m.If(failed):
@@ -541,8 +590,8 @@ class JobSequencer(wiring.Component):
                 # pe0's then pe1's weights, in commands of at most WEIGHT_CHUNK_WORDS words so the
                 # running job's input rows interleave with them on the read channel
                 chunk = self.WEIGHT_CHUNK_WORDS * w_beats
-                steps = [(pe0_used, d.pe0.weight_addr, d.pe0.weight_words * w_beats),
-                         (pe1_used, d.pe1.weight_addr, d.pe1.weight_words * w_beats)]
+                steps = [(pe0_used, d.pe0.weight_addr, constant_product(d.pe0.weight_words, w_beats)),
+                         (pe1_used, d.pe1.weight_addr, constant_product(d.pe1.weight_words, w_beats))]
                 beats_now = Mux(chunk_left > chunk, chunk, chunk_left)
                 with m.Switch(load_step):
                     for k, (used, addr, beats) in enumerate(steps):
@@ -571,9 +620,9 @@ class JobSequencer(wiring.Component):
             with m.State("LOAD_TABLES"):
                 # pe0 tables, dw params, pe1 tables (the engine is idle); empty ones skipped
                 steps = [
-                    (pe0_used, d.pe0.table_addr, d.pe0.out_tiles * t_beats, Tag.TABLES),
-                    (has_dw, d.dw.param_addr, lb_chunks * p_beats, Tag.PARAMS),
-                    (pe1_used, d.pe1.table_addr, d.pe1.out_tiles * t_beats, Tag.TABLES),
+                    (pe0_used, d.pe0.table_addr, constant_product(d.pe0.out_tiles, t_beats), Tag.TABLES),
+                    (has_dw, d.dw.param_addr, constant_product(lb_chunks, p_beats), Tag.PARAMS),
+                    (pe1_used, d.pe1.table_addr, constant_product(d.pe1.out_tiles, t_beats), Tag.TABLES),
                 ]
                 with m.Switch(load_step):
                     for k, (used, addr, beats, tag) in enumerate(steps):
@@ -591,6 +640,7 @@ class JobSequencer(wiring.Component):
                     m.next = "FAILED"
                 with m.Elif(self.loads_done):   # hand the job to the back end
                     m.d.sync += [ecfg.eq(ecfg_next), rdesc.eq(d), b_go.eq(1),
+                                 r_in_row_words.eq(in_row_words), r_out_row_words.eq(out_row_words),
                                  run_lo.eq(new_lo), run_hi.eq(new_hi)]
                     with m.If(d.last):
                         m.next = "DRAIN"

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 import dwfuse
-from dwfuse.compiler import line_bank_depth
 from dwfuse.errors import HardwareLimitError
 from dwfuse.fusion import plan
 from dwfuse.golden_backend import DmaWindowError
 from dwfuse.hdl import descriptor as D
 from dwfuse.hdl.config import Config, preset
 from dwfuse.inputs import random_input
+from descriptor_rules import descriptor_faults, window_faults
 from shared_models import shared_model
 
 SHARED = ["person_detect.tflite", "mobilenet_v1_a025_96_int8.tflite", "mobilenet_v2_a035_96_int8.tflite"]
@@ -34,56 +34,12 @@ def _model(name):
 
 
 def _assert_hardware_accepts(prog):
-    """Every descriptor passes the JobSequencer's CHECK rules (hdl/sequencer.py docstring and
-    facts, restated here independently of the compiler)."""
-    cfg = prog.config
-    lanes, parts = cfg.lanes, cfg.pe_cols // cfg.lanes
-    bank = line_bank_depth(cfg)
-    max_k_words, max_tiles = -(-cfg.max_k // lanes), -(-cfg.max_out_channels // cfg.pe_cols)
+    """Every descriptor passes the JobSequencer's CHECK rules (tests/descriptor_rules.py)."""
     for job in prog.jobs:
         d = D.unpack(D.descriptor_layout(), D.pack(D.descriptor_layout(), job.descriptor))
-        mode = D.MODES[d["mode"]]
-        where = f"job {job.addr:#x} ({mode}, group {job.group})"
-        has_3x3 = mode != "PW"
-        block, conv3 = mode == "PW_DW_PW", mode == "CONV3"
-        pads = (d["pad_top"], d["pad_bottom"], d["pad_left"], d["pad_right"])
-        assert d["stride"] == 1 or (has_3x3 and d["stride"] == 2), where
-        assert max(pads) <= 2 and (has_3x3 or max(pads) == 0), where
-        assert 1 <= d["width"] <= cfg.max_width and 1 <= d["height"] < 4096, where
-        assert 1 <= d["chunks_in"] <= cfg.max_chunks and 1 <= d["chunks_out"] <= cfg.max_out_channels // lanes, where
-        assert not block or 1 <= d["chunks_mid"] <= cfg.max_chunks, where
-        for n, before, after, out in ((d["width"], pads[2], pads[3], d["out_width"]),
-                                      (d["height"], pads[0], pads[1], d["out_height"])):
-            if has_3x3:
-                assert n + before + after >= 3 and out == (n + before + after - 3) // d["stride"] + 1, where
-            else:
-                assert out == n, where
-        lb_chunks = d["chunks_mid"] if block else d["chunks_in"]
-        assert not has_3x3 or -(-d["width"] // 3) * lb_chunks <= bank, where
-        used = [s for s, on in (("pe0", mode in ("PW", "CONV3", "PW_DW_PW")), ("pe1", mode in ("DW_PW", "PW_DW_PW")))
-                if on]
-        for s in used:
-            ctx = d[s]
-            k = d["chunks_in"] * (9 if conv3 else 1) if s == "pe0" else lb_chunks if block else d["chunks_in"]
-            if s == "pe0" and conv3 and d["dense_cin"]:   # dense first layer: 9 * I values packed
-                assert d["chunks_in"] == 1 and d["dense_cin"] <= lanes, where
-                k = -(-9 * d["dense_cin"] // lanes)
-            assert ctx["k_words"] == k and 1 <= ctx["out_tiles"] and ctx["k_words"] <= max_k_words, where
-            assert ctx["weight_words"] == ctx["k_words"] * ctx["out_tiles"], where
-        assert d["wbuf_base"] + sum(d[s]["weight_words"] for s in used) <= cfg.weight_words, where
-        assert sum(d[s]["out_tiles"] for s in used) <= max_tiles, where
-        if mode == "DW":
-            assert d["chunks_out"] == d["chunks_in"], where
-        else:
-            assert -(-d["chunks_out"] // parts) == d[used[-1]]["out_tiles"], where
-        assert not block or -(-d["chunks_mid"] // parts) == d["pe0"]["out_tiles"], where
-        if d["residual"]:
-            assert mode in ("PW_DW_PW", "DW_PW") and d["out_width"] * d["chunks_out"] <= 256, where
-            assert (d["out_width"], d["out_height"]) == (d["width"], d["height"]), where
-            assert not block or d["chunks_out"] == d["chunks_in"], where
-            assert d["residual_in"]["pixel_pitch"] == d["chunks_out"] * lanes, where
-        assert d["input"]["pixel_pitch"] == d["chunks_in"] * lanes, where
-        assert d["output"]["pixel_pitch"] >= d["chunks_out"] * lanes, where
+        where = f"job {job.addr:#x} ({D.MODES[d['mode']]}, group {job.group})"
+        assert not descriptor_faults(d, prog.config), f"{where}: {descriptor_faults(d, prog.config)}"
+        assert not window_faults(d, prog.config), f"{where}: {window_faults(d, prog.config)}"
 
 
 def _check_program(g, config, seed=0):
