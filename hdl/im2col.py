@@ -77,7 +77,7 @@ class Im2col(wiring.Component):
         words = []
         for q in range(9):
             plain = Signal(name=f"plain_dup{q}")                       # not dense
-            dense = [Signal(name=f"dense_dup{q}_{c}") for c in range(lanes + 1)]  # dense, cin c
+            dense = [None] + [Signal(name=f"dense_dup{q}_{c}") for c in range(1, lanes + 1)]  # dense, cin c
             m.d.sync += [plain.eq(~cfg.dense),
                          *(dense[c].eq(cfg.dense & (cfg.dense_cin == c)) for c in range(1, lanes + 1))]
             lanes_bits = []
