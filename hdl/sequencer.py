@@ -14,8 +14,10 @@ Per job (hdl/descriptor.py defines the format):
    also before anything moves (the DMA engines check every command again). The same stage
    translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
    The check's twelve products (row spans, weight-buffer words, row sizes) go one after
-   another through one `SerialMultiplier` (a few cycles each, ~150 per job, while the previous
-   job streams) instead of DSPs: the engine needs every DSP of the LFE5U-85F.
+   another through one `SerialMultiplier` (one cycle per bit of the smaller operand: the
+   decision comes 40-70 cycles after the descriptor's last beat on the test models, at most
+   ~250, while the previous job streams) instead of DSPs: the engine needs every DSP of the
+   LFE5U-85F.
 3. LOAD: read the weights, tables and depthwise parameters of the job's stages (all inside the
    ``weights`` window); the top writes them to the engine at running addresses: weights from
    the job's ``wbuf_base`` (pe0's, then pe1's), tables from 0 (pe0's, then pe1's), so pe1's
