@@ -210,6 +210,19 @@ PRESETS = {
                    line_rows=4, max_k=1280, weight_words=2048, max_out_channels=2048, bus_bytes=8,
                    residual_lanes=1, line_bank_depth=456, lut_multipliers=("dw_taps",),
                    pe_lut_columns=6),
+    # Half the ecp5 datapath, every multiplier in DSPs: the configuration that routes on the
+    # LFE5U-85F (the ecp5 preset does not, see README). 4 lanes x 16 PE columns (64 MACs per
+    # cycle, 4 words per 16-channel tile), 36 depthwise MACs; DSPs: PE 64, PE requantizers 16,
+    # residual ADD 12, depthwise requantizer 16, depthwise taps 36 = 144 of 156. Block RAM:
+    # line buffer 12 banks x 912 words x 32 bits = 24, weight buffer 4096 x 512 bits (the same
+    # 256 KiB as ecp5's), 190 DP16KD in all. A 32-bit bus (the sequencer needs lanes to be a
+    # multiple of bus_bytes). Top, router1 (commit 2bb8f27): 29.2k TRELLIS_COMB (35 %), routed
+    # at 54.5 MHz: the LayerEngine's input arbitration is one combinational path into the
+    # depthwise engine's parameter-load handshake (build/synth/top-ecp5n-r1-ecp5-2bb8f27.json).
+    "ecp5_narrow": Config(name="ecp5_narrow", lanes=4, pe_cols=16, requant_lanes=4, max_width=224,
+                          max_channels=1280, line_rows=4, max_k=1280, weight_words=4096, max_out_channels=2048,
+                          bus_bytes=4, residual_lanes=1, line_bank_depth=912, lut_multipliers=(),
+                          pe_lut_columns=0),
     # Xilinx DPU B4096 scale: 2048 MACs per cycle (32 x 64), for resource comparison.
     # Line buffer sized as ecp5's: MobileNetV2-1.0-224's rows at 32 lanes need at most
     # ceil(112/3) * 3 = 114 words per bank (the default would be 3,000).

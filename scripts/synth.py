@@ -347,8 +347,10 @@ def main(argv=None) -> int:
                         help="ECP5 LUT mapping: synth_ecp5's abc9 (default) or classic abc "
                              "(CLASSIC_LUT_MAP: a workaround for an abc9 assertion)")
     parser.add_argument("--router", choices=("router1", "router2"),
-                        help="nextpnr router (default: nextpnr's, router1); router2 routes the "
-                             "full ecp5 engine (81 %% of the LUTs) far faster")
+                        help="nextpnr router (default: nextpnr's, router1). router1 is the one "
+                             "that converges on these designs: router2 iterates faster but its "
+                             "overuse stalls (12-14k wires on the ecp5_narrow top at 35 %% of the "
+                             "LUTs, which router1 routed in 29 min)")
     parser.add_argument("--nextpnr-arg", action="append", default=[], metavar="OPT",
                         help="extra nextpnr option, repeatable; pass as --nextpnr-arg=--opt=value "
                              "(e.g. --placer-heap-beta=0.7, --router2-heatmap=heat)")

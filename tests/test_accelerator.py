@@ -48,6 +48,17 @@ def test_network_bit_exact(name):
     _assert_bit_exact(g, results[0], ref, values)
 
 
+def test_ecp5_narrow_network_bit_exact():
+    """The ecp5_narrow preset (4 lanes x 16 columns: 4 words per tile, a geometry no other
+    preset has) on a whole V2 network, every computed tensor bit-exact."""
+    g = dwfuse.load("mobilenet_v2_0.35_32")
+    prog = dwfuse.compile(g, "ecp5_narrow")
+    x = random_input(g.input_tensor(), 1)
+    ref, values = dwfuse.run_graph(g, x, keep_all=True)
+    results, _ = run_program(prog, [[x]], keep_all=True)
+    _assert_bit_exact(g, results[0], ref, values)
+
+
 def _weight_ranges(prog):
     """(consecutive jobs of one chain whose weight-buffer words are disjoint, ... that overlap)."""
     disjoint = overlap = 0

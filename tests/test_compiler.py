@@ -59,7 +59,7 @@ def _check_program(g, config, seed=0):
     return prog, rep
 
 
-@pytest.mark.parametrize("config", ["ecp5", SMALL], ids=["ecp5", "small"])
+@pytest.mark.parametrize("config", ["ecp5", "ecp5_narrow", SMALL], ids=["ecp5", "ecp5_narrow", "small"])
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_models_match_interpreter(name, config):
     prog, rep = _check_program(_model(name), config)

@@ -38,6 +38,9 @@ def test_mobilenet_v2_224_rows_fit_the_ecp5_line_buffer():
     assert not config.line_buffer_fits(112, 104) and not config.line_buffer_fits(115, 96)
     assert preset("b4096").line_buffer_depth == 114
     assert all(preset("b4096").line_buffer_fits(w, c) for w, c in rows)
+    narrow = preset("ecp5_narrow")      # 4 lanes: the same rows in twice the words
+    assert narrow.line_buffer_depth == 912 and all(narrow.line_buffer_fits(w, c) for w, c in rows)
+    assert not narrow.line_buffer_fits(112, 100)
 
 
 def test_line_buffer_fits_limits():

@@ -162,22 +162,26 @@ def test_lint_fails_on_unwaived_warnings_only(tmp_path, verilator_exe):
         generate_verilog.lint(latch, "latch")
 
 
-def test_ecp5_engine_fits_the_dsp_budget(tmp_path):
-    """The ecp5 preset's LayerEngine, built as synth.py builds it (dsp="ecp5"), instantiates at
+@pytest.mark.parametrize("name", ["ecp5", "ecp5_narrow"])
+def test_ecp5_engine_fits_the_dsp_budget(tmp_path, name):
+    """The preset's LayerEngine, built as synth.py builds it (dsp="ecp5"), instantiates at
     most the LFE5U-85F's 156 MULT18X18D, as many as the budget in hdl/config.py counts."""
     if "engine" not in designs.available():
         pytest.skip("no LayerEngine")
-    manifest = generate_verilog.generate("engine", "ecp5", tmp_path, dsp="ecp5")
+    manifest = generate_verilog.generate("engine", name, tmp_path, dsp="ecp5")
     text = (tmp_path / manifest["verilog"]).read_text()
     dsps = re.findall(r"^\s*MULT18X18D\s+#\(", text, re.M)
-    config = preset("ecp5")
+    config = preset(name)
     dsp_columns = config.pe_cols - config.pe_lut_columns
+    taps = 0 if "dw_taps" in config.lut_multipliers else 9 * config.lanes
     # PE array columns in DSPs + 4 per requantizer lane (PE and depthwise) + 12 per ADD lane
-    expected = config.lanes * dsp_columns + 4 * config.requant_lanes + 4 * config.lanes + 12
+    # + the depthwise taps when they are not built from LUTs
+    expected = config.lanes * dsp_columns + 4 * config.requant_lanes + 4 * config.lanes + 12 + taps
     assert len(dsps) == expected <= 156
 
 
-def test_ecp5_top_fits_the_device(tmp_path):
+@pytest.mark.parametrize("name", ["ecp5", "ecp5_narrow"])
+def test_ecp5_top_fits_the_device(tmp_path, name):
     """The ecp5 top (the Accelerator, built as synth.py builds it) goes through Yosys's synth_ecp5
     up to its block-RAM mapping, DSP inference included, into at most the LFE5U-85F's 156
     MULT18X18D and 208 DP16KD: a product written as ``a * b`` anywhere outside the engine's
@@ -186,7 +190,7 @@ def test_ecp5_top_fits_the_device(tmp_path):
     spec = importlib.util.spec_from_file_location("synth", REPO / "scripts" / "synth.py")
     synth = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(synth)
-    top = designs.build("top", preset("ecp5"), dsp="ecp5")
+    top = designs.build("top", preset(name), dsp="ecp5")
     (tmp_path / "top.il").write_text(rtlil.convert(top, name="top"))
     (tmp_path / "fit.ys").write_text("read_rtlil top.il\nsynth_ecp5 -top top -run begin:map_ffram\n"
                                      "tee -q -o stat.json stat -json\n")
