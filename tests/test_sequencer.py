@@ -64,6 +64,36 @@ def _corrupt(good, rng, layout):
     return d
 
 
+def _targeted(good, config):
+    """One corruption per rule the test must reach, so that its coverage does not depend on the
+    seed: each window one byte shorter than its access needs, each PE stage's weight words one
+    off, a zero width."""
+    out = []
+
+    def short_window(d, name, rows, cols, chunks):
+        d = copy.deepcopy(d)
+        a = d[name]
+        a["length"] = (d[rows] - 1) * a["row_pitch"] + (d[cols] - 1) * a["pixel_pitch"] + d[chunks] * config.lanes - 1
+        return d
+
+    def changed(d, path, delta):
+        d = copy.deepcopy(d)
+        holder, key = _get(d, path)
+        holder[key] += delta
+        return d
+
+    uses = {s: [d for d in good if D.MODES[d["mode"]] in modes]
+            for s, modes in (("pe0", ("PW", "CONV3", "PW_DW_PW")), ("pe1", ("DW_PW", "PW_DW_PW")))}
+    residual = [d for d in good if d["residual"]]
+    assert residual and uses["pe0"] and uses["pe1"]
+    out += [short_window(good[0], "input", "height", "width", "chunks_in"),
+            short_window(good[0], "output", "out_height", "out_width", "chunks_out"),
+            short_window(residual[0], "residual_in", "out_height", "out_width", "chunks_out"),
+            changed(uses["pe0"][0], "pe0.weight_words", 1), changed(uses["pe1"][0], "pe1.weight_words", -1),
+            changed(good[0], "width", -good[0]["width"])]
+    return out
+
+
 def _descriptors(config, seed, n):
     layout = D.descriptor_layout()
     good = []
@@ -74,7 +104,7 @@ def _descriptors(config, seed, n):
     assert {"PW", "CONV3", "DW_PW", "PW_DW_PW"} <= modes, modes
     rng = random.Random(seed)
     picked = rng.sample(good, min(len(good), 12))
-    return picked + [_corrupt(good, rng, layout) for _ in range(n)]
+    return picked + _targeted(good, config) + [_corrupt(good, rng, layout) for _ in range(n)]
 
 
 def _dw_descriptor(config, width, chunks, height=5):
