@@ -11,7 +11,7 @@ import copy
 import random
 
 import pytest
-from amaranth import ClockDomain, Module
+from amaranth import ClockDomain, Module, Shape
 from amaranth.sim import Simulator
 
 import dwfuse
@@ -37,9 +37,8 @@ DECISION_CYCLES = 12 * 19 + 8
 
 def _width(layout, path):
     for name in path.split("."):
-        layout = layout.members[name] if hasattr(layout, "members") else dict(layout)[name]
-        layout = layout.shape() if hasattr(layout, "shape") and not hasattr(layout, "members") else layout
-    return layout.width if hasattr(layout, "width") else layout.size
+        layout = layout.members[name]
+    return Shape.cast(layout).width
 
 
 def _get(d, path):
