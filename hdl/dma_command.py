@@ -42,28 +42,29 @@ def command_layout(addr_width):
 
 
 class WindowCheck:
-    """Registers a command and, one cycle later, says whether it lies inside its window.
+    """Registers a command and, two cycles later, says whether it lies inside its window.
 
     Not a Component: a few signals the engines embed. ``load`` (comb, by the owner) captures
-    ``cmd``; in the next cycle ``ok`` and ``bad`` (exactly one high for one cycle) judge it
-    and ``reg`` holds it. A command is bad when ``beats`` is 0, ``addr`` is not aligned to the
-    bus width, ``addr < base`` or ``addr + beats * bus_bytes > end``.
+    ``cmd``; two cycles later ``ok`` and ``bad`` (exactly one high for one cycle) judge it
+    and ``reg`` holds it. A command is bad when ``beats`` is 0,
+    ``addr`` is not aligned to the bus width, ``addr < base`` or ``addr + beats * bus_bytes >
+    end``. (Two stages: the end of the span is a 57-bit sum, and its comparison another carry
+    chain; in one cycle they were the DMA's longest path.)
     """
 
     def __init__(self, m: Module, cmd, load, *, addr_width, bus_bytes):
         self.reg = Signal.like(cmd)
-        judged = Signal()
-        m.d.sync += judged.eq(load)
+        loaded, judged = Signal(), Signal()
+        m.d.sync += [loaded.eq(load), judged.eq(loaded)]
         with m.If(load):
             m.d.sync += self.reg.eq(cmd)
         lg = exact_log2(bus_bytes)
         r = self.reg
         span_end = Signal(addr_width + MAX_BEATS_BITS + 1)
-        inside = Signal()
-        m.d.comb += [
-            span_end.eq(r.addr + (r.beats << lg)),
-            inside.eq((r.beats != 0) & (r.addr[:lg] == 0) & (r.addr >= r.base) & (span_end <= r.end)),
-        ]
+        start_ok = Signal()
+        m.d.sync += [span_end.eq(r.addr + (r.beats << lg)),
+                     start_ok.eq((r.beats != 0) & (r.addr[:lg] == 0) & (r.addr >= r.base))]
+        inside = start_ok & (span_end <= r.end)
         self.ok = Signal()
         self.bad = Signal()
         m.d.comb += [self.ok.eq(judged & inside), self.bad.eq(judged & ~inside)]
@@ -73,7 +74,8 @@ class CommandIntake:
     """The part both engines share: take a command, check it, then cut it into bursts.
 
     Embedded (not a Component). Drives ``cmd.ready``; exposes ``active`` (a checked command has
-    bursts left), ``busy`` (``active`` or a command under check), ``addr`` and ``burst`` (the
+    bursts left and the next one is computed: low for a cycle after each ``take``), ``busy``
+    (a command in hand or under check), ``addr`` and ``burst`` (the
     next burst's address and length: at most ``max_burst`` beats, never across a 4 KiB
     boundary) and the sticky ``error``. The owner pulses ``take`` (comb) when it issues the
     burst; ``last`` says that burst ends the command. ``abort`` (a signal of the owner) drops the
@@ -83,36 +85,50 @@ class CommandIntake:
     def __init__(self, m: Module, cmd, *, addr_width, bus_bytes, max_burst, abort):
         lg = exact_log2(bus_bytes)
         self.active, self.busy = Signal(), Signal()
+        active = Signal()        # a checked command has bursts left
+        fresh = Signal()         # ``burst`` and ``last`` are those of the current addr/left
         checking, load = Signal(), Signal()
-        m.d.comb += [cmd.ready.eq(~self.active & ~checking & ~abort), load.eq(cmd.valid & cmd.ready),
-                     self.busy.eq(self.active | checking)]
+        m.d.comb += [cmd.ready.eq(~active & ~checking & ~abort), load.eq(cmd.valid & cmd.ready),
+                     self.busy.eq(active | checking), self.active.eq(active & fresh)]
         check = WindowCheck(m, cmd.payload, load, addr_width=addr_width, bus_bytes=bus_bytes)
-        m.d.sync += checking.eq(load)
+        # a command under check (a flip-flop: set by load, cleared when judged)
+        with m.If(load):
+            m.d.sync += checking.eq(1)
+        with m.Elif(check.ok | check.bad):
+            m.d.sync += checking.eq(0)
 
         self.addr = Signal(addr_width)
         left = Signal(MAX_BEATS_BITS)
         self.error = Signal(2)
-        with m.If(check.ok):
-            m.d.sync += [self.active.eq(1), self.addr.eq(check.reg.addr), left.eq(check.reg.beats)]
-        with m.If(check.bad & (self.error == ERR_NONE)):
+        ok, bad = check.ok & checking, check.bad & checking    # (not after an abort)
+        with m.If(ok):
+            m.d.sync += [active.eq(1), self.addr.eq(check.reg.addr), left.eq(check.reg.beats)]
+        with m.If(bad & (self.error == ERR_NONE)):
             m.d.sync += self.error.eq(ERR_WINDOW)
 
+        # The next burst is computed from registers into registers (``fresh`` a cycle after
+        # addr/left change), so the owner's issue logic starts at flip-flops; a burst is
+        # issued at most every other cycle anyway (its AR/AW handshake).
         to_boundary = Signal(range(BOUNDARY_BYTES // bus_bytes + 1))
-        self.burst = Signal(range(max_burst + 1))
+        burst_next = Signal(range(max_burst + 1))
         m.d.comb += to_boundary.eq((BOUNDARY_BYTES - self.addr[:exact_log2(BOUNDARY_BYTES)]) >> lg)
         with m.If((left <= max_burst) & (left <= to_boundary)):
-            m.d.comb += self.burst.eq(left)
+            m.d.comb += burst_next.eq(left)
         with m.Elif(to_boundary < max_burst):
-            m.d.comb += self.burst.eq(to_boundary)
+            m.d.comb += burst_next.eq(to_boundary)
         with m.Else():
-            m.d.comb += self.burst.eq(max_burst)
-
+            m.d.comb += burst_next.eq(max_burst)
+        self.burst = Signal(range(max_burst + 1))
         self.last = Signal()
+        m.d.sync += [self.burst.eq(burst_next), self.last.eq(left == burst_next), fresh.eq(1)]
+
         self.take = Signal()
-        m.d.comb += self.last.eq(left == self.burst)
         with m.If(self.take):
-            m.d.sync += [self.addr.eq(self.addr + (self.burst << lg)), left.eq(left - self.burst)]
+            m.d.sync += [self.addr.eq(self.addr + (self.burst << lg)), left.eq(left - self.burst),
+                         fresh.eq(0)]
             with m.If(self.last):
-                m.d.sync += self.active.eq(0)
+                m.d.sync += active.eq(0)
+        with m.If(ok):
+            m.d.sync += fresh.eq(0)
         with m.If(abort):
-            m.d.sync += [self.active.eq(0), checking.eq(0)]
+            m.d.sync += [active.eq(0), checking.eq(0)]

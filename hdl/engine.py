@@ -66,9 +66,12 @@ array (`CONTEXT_FIFO_DEPTH`) turns into full overlap of a drain-bound expand wit
 issue-bound projection. The bound exceeds MACs / (lanes x pe_cols) when channels are padded to
 whole words/tiles or k_words < pe_cols/requant_lanes (narrow expands, first layers).
 
-Timing: the PE array's and the line buffer's inputs each pass a `StreamRegister` (valid,
-payload and ready registered), so no combinational path runs from one block through the mode
-multiplexers into another; each adds a cycle of latency, no bubbles.
+Timing: the engine's input and output, the PE array's and the line buffer's inputs and the
+depthwise engine's output each pass a `StreamRegister` (valid, payload and ready registered), so no
+combinational path runs from one block through the mode multiplexers or the PW_DW_PW arbiter
+into another; each adds a cycle of latency, no bubbles. The mode decode, the run's last indices
+and the arbiter's rule-A and rule-C conditions are registers too; so the run starts (``go``) one
+cycle after ``start``, and input words wait in the input slice until it has.
 
 Run protocol: load weights (``wload``), tables (``tload``) and depthwise parameters (``pload``)
 while idle; set ``cfg`` (see `engine_cfg`) and pulse ``start``; stream exactly ``width * height
@@ -356,11 +359,39 @@ class LayerEngine(wiring.Component):
         wiring.connect(m, pe_in.o, pe.i)
         wiring.connect(m, lb_in.o, lb.i)
         pe_i, lb_i = pe_in.i, lb_in.i
+        # ... and the engine's input and the depthwise engine's output, so the arbiter's
+        # handshakes end at flip-flops on both sides (the DMA's FIFO, the depthwise credit).
+        i_in = m.submodules.i_in = StreamRegister(self.i.payload.shape())
+        dw_out = m.submodules.dw_out = StreamRegister(dw.o.payload.shape())
+        o_out = m.submodules.o_out = StreamRegister(self.o.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i), i_in.i)
+        wiring.connect(m, dw.o, dw_out.i)
+        wiring.connect(m, o_out.o, wiring.flipped(self.o))
+        src, dwo, out = i_in.o, dw_out.o, o_out.i
+        src_valid = Signal()   # input words are taken only while running (``go`` resets counts)
 
+        # Mode flags and the run's last indices are registers (``cfg`` is stable while idle and
+        # a run starts, ``go``, one cycle after ``start``), so no decode of ``cfg`` lies on a
+        # run-time path.
         mode = cfg.mode
-        is_pw, is_dw, is_conv3 = mode == Mode.PW, mode == Mode.DW, mode == Mode.CONV3
-        is_dwpw, is_block = mode == Mode.DW_PW, mode == Mode.PW_DW_PW
+        flags = {name: Signal(name=name) for name in ("is_pw", "is_dw", "is_conv3", "is_dwpw", "is_block")}
+        m.d.sync += [flags["is_pw"].eq(mode == Mode.PW), flags["is_dw"].eq(mode == Mode.DW),
+                     flags["is_conv3"].eq(mode == Mode.CONV3), flags["is_dwpw"].eq(mode == Mode.DW_PW),
+                     flags["is_block"].eq(mode == Mode.PW_DW_PW)]
+        is_pw, is_dw, is_conv3 = flags["is_pw"], flags["is_dw"], flags["is_conv3"]
+        is_dwpw, is_block = flags["is_dwpw"], flags["is_block"]
         uses_lb = ~is_pw
+
+        def last_index(value, name):
+            r = Signal(len(value), name=name)
+            m.d.sync += r.eq(value - 1)
+            return r
+        in_chunks_last = last_index(cfg.in_chunks, "in_chunks_last")
+        lb_chunks_last = last_index(cfg.lb.chunks, "lb_chunks_last")
+        width_last = last_index(cfg.lb.width, "width_last")
+        height_last = last_index(cfg.lb.height, "height_last")
+        out_width_last = last_index(cfg.lb.out_width, "out_width_last")
+        out_height_last = last_index(cfg.lb.out_height, "out_height_last")
 
         # ---- configuration, loads and run control -------------------------------------------
         m.d.comb += [
@@ -372,15 +403,17 @@ class LayerEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.pload), dw.pload)
 
         running = Signal()
-        go = self.start & ~self.busy
+        go = Signal()        # a cycle after start: the flags above hold the new cfg
+        m.d.sync += go.eq(self.start & ~self.busy)
         m.d.comb += [
-            self.busy.eq(running | lb.busy | pe.busy),
+            self.busy.eq(running | go | lb.busy | pe.busy | self.o.valid),
             lb.start.eq(go & uses_lb),
             pe.start.eq(go & ~is_dw),
         ]
         with m.If(go):
             m.d.sync += running.eq(1)
-        with m.If(self.o.valid & self.o.ready & self.o.payload.last):
+        m.d.comb += src_valid.eq(src.valid & running)
+        with m.If(out.valid & out.ready & out.payload.last):
             m.d.sync += running.eq(0)
 
         # ---- input position: (row, column, chunk) of the next word on i ---------------------
@@ -396,9 +429,8 @@ class LayerEngine(wiring.Component):
                     m.d.sync += x.eq(Mux(x == x_last, 0, x + 1))
             return fire & (k == k_last) & (x == x_last)
 
-        in_row_end = raster(self.i.valid & self.i.ready, in_k, cfg.in_chunks - 1, in_x,
-                            cfg.lb.width - 1)
-        in_final = in_row_end & (in_y == cfg.lb.height - 1)
+        in_row_end = raster(src_valid & src.ready, in_k, in_chunks_last, in_x, width_last)
+        in_final = in_row_end & (in_y == height_last)
         with m.If(in_row_end):
             m.d.sync += in_y.eq(in_y + 1)
         with m.If(in_final):
@@ -408,19 +440,31 @@ class LayerEngine(wiring.Component):
         w_k = Signal(range(max(2, config.max_chunks)))
         w_x = Signal(range(config.max_width + 2 * 2))
         admit_lim = Signal(signed(bits_for(lb.max_height + 2 * rows) + 1))
-        with m.If(raster(lb.o.valid & lb.o.ready, w_k, cfg.lb.chunks - 1, w_x,
-                         cfg.lb.out_width - 1)):
+        lim_step = raster(lb.o.valid & lb.o.ready, w_k, lb_chunks_last, w_x, out_width_last)
+        with m.If(lim_step):
             m.d.sync += admit_lim.eq(admit_lim + cfg.lb.stride)
-        admissible = (in_y < rows) | (in_y < admit_lim)
+        # ``admissible`` is a register: its next value is picked from the four candidates
+        # (row +0/+1, limit +0/+stride), each compared from registers.
+        admissible = Signal()
+        def admits(y, lim):
+            return (y < rows) | (y < lim)
+        m.d.sync += admissible.eq(Mux(in_row_end,
+                                      Mux(lim_step, admits(in_y + 1, admit_lim + cfg.lb.stride),
+                                          admits(in_y + 1, admit_lim)),
+                                      Mux(lim_step, admits(in_y, admit_lim + cfg.lb.stride),
+                                          admits(in_y, admit_lim))))
 
-        # project pixels seen by the arbiter (rule C needs the final one)
+        # project pixels seen by the arbiter (rule C needs the final one); ``p_*_last`` are
+        # registered with them
         p_x = Signal(range(config.max_width + 2 * 2))
         p_y = Signal(range(lb.max_height + 2 * 2))
-        final_project = (p_x == cfg.lb.out_width - 1) & (p_y == cfg.lb.out_height - 1)
+        p_x_last, p_y_last = Signal(), Signal()
+        final_project = p_x_last & p_y_last
 
         with m.If(go):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
-                         admit_lim.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0)]
+                         admit_lim.eq(rows - cfg.lb.pad_top), admissible.eq(1), p_x.eq(0), p_y.eq(0),
+                         p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0)]
 
         # ---- CONV3: a window becomes 9 words (Im2col: a shift register, no 9:1 funnel) -------
         m.d.comb += [
@@ -436,13 +480,13 @@ class LayerEngine(wiring.Component):
         a_k = Signal(range(max(2, _max_in_words(config))))   # word within the pixel
         pick_dw = Signal()
         pick_i = Signal()
-        dw_ok = dw.o.valid & (~final_project | in_done)          # rule C
-        i_ok = self.i.valid & admissible & ~in_done                # rule A
+        dw_ok = dwo.valid & (~final_project | in_done)           # rule C
+        i_ok = src_valid & admissible & ~in_done                   # rule A
         m.d.comb += [
             pick_dw.eq(Mux(mid, mid_dw, dw_ok & (~i_ok | ~last_dw))),   # rule B
             pick_i.eq(Mux(mid, ~mid_dw, ~pick_dw & i_ok)),
         ]
-        a_words_last = Mux(pick_dw, cfg.lb.chunks - 1, cfg.in_chunks - 1)
+        a_words_last = Mux(pick_dw, lb_chunks_last, in_chunks_last)
         a_take = pe_i.valid & pe_i.ready & is_block
         with m.If(a_take & (a_k == 0)):
             m.d.sync += last_dw.eq(pick_dw)
@@ -450,10 +494,11 @@ class LayerEngine(wiring.Component):
             with m.If(a_k == a_words_last):
                 m.d.sync += [a_k.eq(0), mid.eq(0)]
                 with m.If(pick_dw):
-                    with m.If(p_x == cfg.lb.out_width - 1):
-                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1)]
+                    with m.If(p_x_last):
+                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1), p_x_last.eq(out_width_last == 0),
+                                     p_y_last.eq(p_y + 1 == out_height_last)]
                     with m.Else():
-                        m.d.sync += p_x.eq(p_x + 1)
+                        m.d.sync += [p_x.eq(p_x + 1), p_x_last.eq(p_x + 1 == out_width_last)]
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), mid.eq(1), mid_dw.eq(pick_dw)]
         with m.If(go):
@@ -466,49 +511,51 @@ class LayerEngine(wiring.Component):
         pi = pe_i.payload
         from_dw = is_dwpw | (is_block & pick_dw)
         m.d.comb += pi.data.eq(Mux(is_conv3, im2col.o.payload.data,
-                                   Mux(from_dw, dw.o.payload.data, self.i.payload.data)))
+                                   Mux(from_dw, dwo.payload.data, src.payload.data)))
         with m.If(is_pw):
-            m.d.comb += [pe_i.valid.eq(self.i.valid), pi.last.eq(in_final),
-                         self.i.ready.eq(pe_i.ready)]
+            m.d.comb += [pe_i.valid.eq(src_valid), pi.last.eq(in_final),
+                         src.ready.eq(pe_i.ready)]
         with m.Elif(is_conv3):
             m.d.comb += [pe_i.valid.eq(im2col.o.valid), pi.last.eq(im2col.o.payload.last),
                          im2col.o.ready.eq(pe_i.ready),
                          im2col.i.valid.eq(lb.o.valid), lb.o.ready.eq(im2col.i.ready)]
         with m.Elif(is_dwpw):
-            m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.last.eq(dw.o.payload.last),
-                         dw.o.ready.eq(pe_i.ready)]
+            m.d.comb += [pe_i.valid.eq(dwo.valid), pi.last.eq(dwo.payload.last),
+                         dwo.ready.eq(pe_i.ready)]
         with m.Elif(is_block):
             with m.If(pick_dw):
-                m.d.comb += [pe_i.valid.eq(dw.o.valid), pi.last.eq(dw.o.payload.last),
-                             dw.o.ready.eq(pe_i.ready)]
+                m.d.comb += [pe_i.valid.eq(dwo.valid), pi.last.eq(dwo.payload.last),
+                             dwo.ready.eq(pe_i.ready)]
             with m.Elif(pick_i):
-                m.d.comb += [pe_i.valid.eq(self.i.valid), pi.ctx.eq(1),
-                             self.i.ready.eq(pe_i.ready)]
+                m.d.comb += [pe_i.valid.eq(src_valid), pi.ctx.eq(1),
+                             src.ready.eq(pe_i.ready)]
 
         # ---- line buffer input and depthwise engine input ---------------------------------------
         # Payloads are not gated by the mode (valid is): a payload forced to zero in some mode
         # became the synchronous reset of every register it loads (the depthwise engine's 577
         # input flip-flops shared one reset net decoded from the mode).
         m.d.comb += [
-            lb_i.payload.eq(Mux(is_block, split_x.o.payload.data, self.i.payload.data)),
+            lb_i.payload.eq(Mux(is_block, split_x.o.payload.data, src.payload.data)),
             dw.i.payload.eq(lb.o.payload),
         ]
         with m.If(is_block):
             m.d.comb += [lb_i.valid.eq(split_x.o.valid), split_x.o.ready.eq(lb_i.ready)]
         with m.Elif(~is_pw):
-            m.d.comb += [lb_i.valid.eq(self.i.valid), self.i.ready.eq(lb_i.ready)]
+            m.d.comb += [lb_i.valid.eq(src_valid), src.ready.eq(lb_i.ready)]
         with m.If(~is_conv3):
             m.d.comb += [dw.i.valid.eq(lb.o.valid & uses_lb), lb.o.ready.eq(dw.i.ready)]
         wiring.connect(m, pe.ox, split_x.i)
+        with m.If(~running):
+            m.d.comb += src.ready.eq(0)
 
         # ---- residual words and output ----------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.res), pack.i)
         wiring.connect(m, pack.o, pe.res)
         wiring.connect(m, pe.o, split.i)
         with m.If(is_dw):
-            m.d.comb += [self.o.valid.eq(dw.o.valid), self.o.payload.data.eq(dw.o.payload.data),
-                         self.o.payload.last.eq(dw.o.payload.last), dw.o.ready.eq(self.o.ready)]
+            m.d.comb += [out.valid.eq(dwo.valid), out.payload.data.eq(dwo.payload.data),
+                         out.payload.last.eq(dwo.payload.last), dwo.ready.eq(out.ready)]
         with m.Else():
-            m.d.comb += [self.o.valid.eq(split.o.valid), self.o.payload.eq(split.o.payload),
-                         split.o.ready.eq(self.o.ready)]
+            m.d.comb += [out.valid.eq(split.o.valid), out.payload.eq(split.o.payload),
+                         split.o.ready.eq(out.ready)]
         return m

@@ -693,7 +693,9 @@ class PointwiseArray(wiring.Component):
         t_wr = Signal()
         m.d.comb += [
             t_wr.eq(self.tload.valid & ~busy),
-            self.tload.ready.eq(t_wr & (tj == S - 1)),
+            # not from tload.valid: this is the enable of the upsizer's 1k-bit output register,
+            # which then does not wait for its own valid to come back through here
+            self.tload.ready.eq(~busy & (tj == S - 1)),
             b_wr.addr.eq(tl.addr), b_wr.data.eq(tl.bias), b_wr.en.eq(t_wr),
             smem.w_addr.eq(_kept(s_wq.addr)), smem.w_data.eq(s_wq.data), smem.w_en.eq(_kept(s_wq.en)),
         ]

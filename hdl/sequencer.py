@@ -12,7 +12,8 @@ Per job (hdl/descriptor.py defines the format):
    descriptor stops the chain with ``ERR_DESCRIPTOR`` before any of its data moves; a tensor
    access (input, output, residual) whose span leaves its window stops it with ``ERR_WINDOW``,
    also before anything moves (the DMA engines check every command again). The same stage
-   translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`).
+   translates the descriptor into the engine's ``cfg`` (mirroring `engine.engine_cfg`). Its
+   facts are registers, some two deep (state SETTLE), so no check is one long path.
    The check's twelve products (row spans, weight-buffer words, row sizes) go one after
    another through one `SerialMultiplier` (one cycle per bit of the smaller operand: the
    decision comes 40-70 cycles after the descriptor's last beat on the test models, at most
@@ -292,6 +293,13 @@ class JobSequencer(wiring.Component):
                         m.d.sync += target.eq(mul.product[17:] if target is ceil3_width else mul.product)
 
         # ---- CHECK: facts registered from the descriptor and the products, ANDed at JUDGE ------
+        def held(value, name):
+            """``value`` (a function of ``d``) in a register: ``d`` is stable from COLLECT to the
+            end of the job's loads, and what reads these comes at least two cycles later."""
+            reg = Signal.like(value, name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
         facts = []
 
         def fact(name, expr):
@@ -300,8 +308,12 @@ class JobSequencer(wiring.Component):
             facts.append(s)
 
         def geometry_ok(n, before, after, out):
-            span = n + before + after
-            return (span >= 3) & (out == Mux(d.stride == 2, (span - 3) >> 1, span - 3) + 1)
+            # two register stages ahead of the fact: ``d`` is stable from COLLECT to the end of
+            # the job's loads, and MULTIPLY lasts far longer than two cycles
+            span, expect = Signal(18), Signal(18)
+            m.d.sync += [span.eq(n + before + after),
+                         expect.eq(Mux(d.stride == 2, (span - 3) >> 1, span - 3) + 1)]
+            return (span >= 3) & (out == expect)
 
         fact("mode", mode <= MODE_CODES["PW_DW_PW"])
         fact("stride", (d.stride == 1) | (has_3x3 & (d.stride == 2)))
@@ -318,11 +330,11 @@ class JobSequencer(wiring.Component):
                              (d.out_width == d.width) & (d.out_height == d.height)))
         bank = c.line_buffer_depth
         fact("line_buffer", ~has_3x3 | (lb_words <= bank))
-        chunks_in_x9 = constant_product(d.chunks_in, 9)
+        chunks_in_x9 = held(constant_product(d.chunks_in, 9), "chunks_in_x9")
         k_expect = Mux(is_conv3, chunks_in_x9, Mux(is_block, d.chunks_mid, d.chunks_in))
         dense = Signal()
         m.d.comb += dense.eq(is_conv3 & (d.dense_cin != 0))
-        dense_words = (constant_product(d.dense_cin, 9) + c.lanes - 1) >> lanes_lg
+        dense_words = held((constant_product(d.dense_cin, 9) + c.lanes - 1) >> lanes_lg, "dense_words")
         fact("dense", ~dense | ((d.chunks_in == 1) & (d.dense_cin <= c.lanes)))
         fact("pe0", ~pe0_used | ((d.pe0.k_words == Mux(dense, dense_words, Mux(is_conv3, chunks_in_x9, d.chunks_in)))
                                  & (d.pe0.out_tiles >= 1) & (d.pe0.k_words <= g.max_k_words)
@@ -330,9 +342,12 @@ class JobSequencer(wiring.Component):
         fact("pe1", ~pe1_used | ((d.pe1.k_words == k_expect) & (d.pe1.out_tiles >= 1)
                                  & (d.pe1.k_words <= g.max_k_words)
                                  & (d.pe1.weight_words == pe1_words)))
-        w_total = Mux(pe0_used, d.pe0.weight_words, 0) + Mux(pe1_used, d.pe1.weight_words, 0)
-        t_total = Mux(pe0_used, d.pe0.out_tiles, 0) + Mux(pe1_used, d.pe1.out_tiles, 0)
-        fact("buffers", (d.wbuf_base + w_total <= c.weight_words) & (t_total <= g.max_tiles))
+        # weight-buffer words and table rows of the job, held (the region test below then
+        # starts at flip-flops)
+        w_total = held(Mux(pe0_used, d.pe0.weight_words, 0) + Mux(pe1_used, d.pe1.weight_words, 0), "w_total")
+        t_total = held(Mux(pe0_used, d.pe0.out_tiles, 0) + Mux(pe1_used, d.pe1.out_tiles, 0), "t_total")
+        new_hi = held(d.wbuf_base + w_total, "new_hi")
+        fact("buffers", (new_hi <= c.weight_words) & (t_total <= g.max_tiles))
         tiles_of = lambda chunks: (chunks + (1 << parts_lg) - 1) >> parts_lg  # noqa: E731
         fact("split", Mux(is_dw, d.chunks_out == d.chunks_in, tiles_of(d.chunks_out) == last_stage.out_tiles)
              & (~is_block | (tiles_of(d.chunks_mid) == d.pe0.out_tiles)))
@@ -351,8 +366,9 @@ class JobSequencer(wiring.Component):
 
         def window_fact(name, acc, nbytes, used=1):
             rows_span, cols_span = spans[name]
+            span = Signal(49, name=f"{name}_span")    # (two stages: CHECK and SETTLE)
             ok = Signal(name=f"inside_{name}")
-            m.d.sync += ok.eq(~used | (rows_span + cols_span + nbytes <= acc.length))
+            m.d.sync += [span.eq(rows_span + cols_span), ok.eq(~used | (span + nbytes <= acc.length))]
             inside.append(ok)
 
         window_fact("input", d.input, d.chunks_in << lanes_lg)
@@ -410,7 +426,7 @@ class JobSequencer(wiring.Component):
         # ---- load counts ------------------------------------------------------------------------
         loads = self.load_counts
         load_values = [
-            loads.weights.eq(d.wbuf_base + w_total),
+            loads.weights.eq(new_hi),
             loads.tables.eq(t_total),
             loads.params.eq(Mux(has_dw, lb_chunks, 0)),
         ]
@@ -441,19 +457,27 @@ class JobSequencer(wiring.Component):
         ]
 
         # ---- read commands: front end and back end, alternating when both ask -------------------
+        # Each end's request (f_req, b_req, with its command) is registered before the arbiter
+        # (f_req_q, b_req_q): the state decode, walkers and address arithmetic behind a request
+        # and the updates behind its acceptance are then separate paths. A request is dropped
+        # in the cycle it is taken and asked again from the updated state a cycle later (so an
+        # end issues at most every other cycle; its commands are many beats each).
         read_layout = read_command_layout()
         f_rd, b_rd = Signal(read_layout, name="f_rd"), Signal(read_layout, name="b_rd")
         f_req, b_req = Signal(), Signal()
+        f_rd_q, b_rd_q = Signal(read_layout, name="f_rd_q"), Signal(read_layout, name="b_rd_q")
+        f_req_q, b_req_q = Signal(), Signal()
         f_turn = Signal()                # the front end goes first when both ask
         b_grant = Signal()
         rd = self.rd_cmd
         m.d.comb += [
-            b_grant.eq(b_req & (~f_req | ~f_turn)),
-            rd.valid.eq(f_req | b_req),
-            rd.payload.eq(Mux(b_grant, b_rd, f_rd)),
+            b_grant.eq(b_req_q & (~f_req_q | ~f_turn)),
+            rd.valid.eq(f_req_q | b_req_q),
+            rd.payload.eq(Mux(b_grant, b_rd_q, f_rd_q)),
         ]
-        f_taken = f_req & ~b_grant & rd.ready
+        f_taken = f_req_q & ~b_grant & rd.ready
         b_taken = b_grant & rd.ready
+        m.d.sync += [f_rd_q.eq(f_rd), b_rd_q.eq(b_rd)]
         with m.If(f_taken | b_taken):
             m.d.sync += f_turn.eq(b_taken)
 
@@ -470,6 +494,7 @@ class JobSequencer(wiring.Component):
         m.d.comb += self.error_job.eq(error_job)
         with m.If((self.dma_error != ERR_NONE) & ~failed & self.busy):
             m.d.sync += [error.eq(self.dma_error), error_job.eq(Mux(b_running, b_jobs, job))]
+        m.d.sync += [f_req_q.eq(f_req & ~f_taken & ~failed), b_req_q.eq(b_req & ~b_taken & ~failed)]
 
         # ---- back end: stream the running job ----------------------------------------------------------
         b_go = Signal()                  # hand-over: set by the front end, taken by the back end
@@ -491,17 +516,18 @@ class JobSequencer(wiring.Component):
                 with m.If(take_res):
                     m.d.comb += [b_req.eq(1), b_rd.tag.eq(Tag.RESIDUAL)]
                     m.d.comb += [getattr(b_rd.cmd, k).eq(v) for k, v in rd_res.command().items()]
-                    with m.If(b_taken):
-                        rd_res.advance()
-                        m.d.sync += res_due.eq(0)
                 with m.Elif(~rd_in.done & (in_credit >= IN_PIECE_WORDS)):
                     m.d.comb += [b_req.eq(1), b_rd.tag.eq(Tag.INPUT)]
                     m.d.comb += [getattr(b_rd.cmd, k).eq(v) for k, v in rd_in.command().items()]
-                    with m.If(b_taken):
-                        m.d.comb += in_issued.eq(rd_in.beats >> word_lg)
-                        row_end = rd_in.advance()
-                        with m.If(row_end):
-                            m.d.sync += res_due.eq(1)
+                # the registered request taken (its walker has not moved since it was asked)
+                with m.If(b_taken & (b_rd_q.tag == Tag.RESIDUAL)):
+                    rd_res.advance()
+                    m.d.sync += res_due.eq(0)
+                with m.If(b_taken & (b_rd_q.tag == Tag.INPUT)):
+                    m.d.comb += in_issued.eq(b_rd_q.cmd.beats >> word_lg)
+                    row_end = rd_in.advance()
+                    with m.If(row_end):
+                        m.d.sync += res_due.eq(1)
                 # writes: every output row (or pixel)
                 with m.If(~wr_out.done):
                     m.d.comb += self.wr_cmd.valid.eq(1)
@@ -522,14 +548,23 @@ class JobSequencer(wiring.Component):
         # does not read; tables and depthwise parameters only once it has finished.
         run_lo, run_hi = Signal(24), Signal(24)     # the running job's weight-buffer words
         new_lo = d.wbuf_base
-        new_hi = d.wbuf_base + w_total
-        region_free = b_idle | (new_hi <= run_lo) | (new_lo >= run_hi)
+        # registered: ``d`` and the running region change only at hand-over, long before the
+        # next LOAD_WEIGHTS, and ``b_idle`` only rises meanwhile, so a cycle's lag is safe
+        region_free = Signal()
+        m.d.sync += region_free.eq(b_idle | (new_hi <= run_lo) | (new_lo >= run_hi))
         load_step = Signal(range(6))
         chunk_addr = Signal(32)
         chunk_left = Signal(MAX_BEATS_BITS)
         chunk_init = Signal()
         pend_error = Signal(2)
-        weights_end = d.weights.base + d.weights.length
+        weights_end = held(d.weights.base + d.weights.length, "weights_end")
+        # the loads' beat counts (held outside the FSM: a register assigned in a state is
+        # only loaded in that state)
+        w0_beats = held(constant_product(d.pe0.weight_words, w_beats), "w0_beats")
+        w1_beats = held(constant_product(d.pe1.weight_words, w_beats), "w1_beats")
+        t0_beats = held(constant_product(d.pe0.out_tiles, t_beats), "t0_beats")
+        t1_beats = held(constant_product(d.pe1.out_tiles, t_beats), "t1_beats")
+        param_beats = held(constant_product(lb_chunks, p_beats), "param_beats")
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -562,6 +597,8 @@ class JobSequencer(wiring.Component):
                         m.d.sync += product_step.eq(0)
                         m.next = "CHECK"
             with m.State("CHECK"):   # facts are registered from the descriptor and the products
+                m.next = "SETTLE"
+            with m.State("SETTLE"):  # ... some in two stages
                 m.next = "JUDGE"
             with m.State("JUDGE"):
                 with m.If(failed):
@@ -592,8 +629,7 @@ class JobSequencer(wiring.Component):
                 # pe0's then pe1's weights, in commands of at most WEIGHT_CHUNK_WORDS words so the
                 # running job's input rows interleave with them on the read channel
                 chunk = self.WEIGHT_CHUNK_WORDS * w_beats
-                steps = [(pe0_used, d.pe0.weight_addr, constant_product(d.pe0.weight_words, w_beats)),
-                         (pe1_used, d.pe1.weight_addr, constant_product(d.pe1.weight_words, w_beats))]
+                steps = [(pe0_used, d.pe0.weight_addr, w0_beats), (pe1_used, d.pe1.weight_addr, w1_beats)]
                 beats_now = Mux(chunk_left > chunk, chunk, chunk_left)
                 with m.Switch(load_step):
                     for k, (used, addr, beats) in enumerate(steps):
@@ -622,9 +658,9 @@ class JobSequencer(wiring.Component):
             with m.State("LOAD_TABLES"):
                 # pe0 tables, dw params, pe1 tables (the engine is idle); empty ones skipped
                 steps = [
-                    (pe0_used, d.pe0.table_addr, constant_product(d.pe0.out_tiles, t_beats), Tag.TABLES),
-                    (has_dw, d.dw.param_addr, constant_product(lb_chunks, p_beats), Tag.PARAMS),
-                    (pe1_used, d.pe1.table_addr, constant_product(d.pe1.out_tiles, t_beats), Tag.TABLES),
+                    (pe0_used, d.pe0.table_addr, t0_beats, Tag.TABLES),
+                    (has_dw, d.dw.param_addr, param_beats, Tag.PARAMS),
+                    (pe1_used, d.pe1.table_addr, t1_beats, Tag.TABLES),
                 ]
                 with m.Switch(load_step):
                     for k, (used, addr, beats, tag) in enumerate(steps):

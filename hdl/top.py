@@ -54,6 +54,7 @@ from .engine import LayerEngine
 from .gearbox import Downsizer, Upsizer
 from .multiplier import DSP_KINDS
 from .sequencer import IN_FIFO_WORDS, RES_FIFO_WORDS, JobSequencer, Tag
+from .stream_register import StreamRegister
 
 __all__ = ["Accelerator", "REGISTERS", "IDENT"]
 
@@ -141,12 +142,17 @@ class Accelerator(wiring.Component):
         m.d.comb += seq.start.eq(start_next)
 
         # ---- read commands: to the reader, their tags to the router --------------------------------
+        # through a register slice: the sequencer's arbitration and the reader's window check
+        # are each a deep cone, and joined they were the top's longest path
+        rd_slice = datapath("rd_cmd_slice", StreamRegister(seq.rd_cmd.payload.shape()))
+        wiring.connect(m, seq.rd_cmd, rd_slice.i)
+        rd_cmd = rd_slice.o
         m.d.comb += [
-            dma.rd_cmd.payload.eq(seq.rd_cmd.payload.cmd),
-            dma.rd_cmd.valid.eq(seq.rd_cmd.valid & tags.w_rdy),
-            seq.rd_cmd.ready.eq(dma.rd_cmd.ready & tags.w_rdy),
-            tags.w_data.eq(seq.rd_cmd.payload.tag),
-            tags.w_en.eq(seq.rd_cmd.valid & seq.rd_cmd.ready),
+            dma.rd_cmd.payload.eq(rd_cmd.payload.cmd),
+            dma.rd_cmd.valid.eq(rd_cmd.valid & tags.w_rdy),
+            rd_cmd.ready.eq(dma.rd_cmd.ready & tags.w_rdy),
+            tags.w_data.eq(rd_cmd.payload.tag),
+            tags.w_en.eq(rd_cmd.valid & rd_cmd.ready),
         ]
         wiring.connect(m, seq.wr_cmd, dma.wr_cmd)
         wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)

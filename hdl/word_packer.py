@@ -10,7 +10,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .word_splitter import WordSplitter, _parts
+from .word_splitter import WordSplitter, _parts, final_word_flag
 
 __all__ = ["WordPacker"]
 
@@ -43,9 +43,9 @@ class WordPacker(wiring.Component):
         t = Signal(range(max(2, -(-config.max_out_channels // config.pe_cols))))
         w = Signal(range(max(2, parts)))
         last_tile = t == self.cfg.tiles - 1
-        final = w == Mux(last_tile, self.cfg.last_words - 1, parts - 1)
         gather = Signal(data.ArrayLayout(signed(8), config.pe_cols))
         take = Signal()
+        final = final_word_flag(m, self.cfg, w, t, parts, take)
         m.d.comb += [
             self.i.ready.eq(~final | ~self.o.valid | self.o.ready),
             take.eq(self.i.valid & self.i.ready),

@@ -15,7 +15,7 @@ from amaranth.utils import bits_for, ceil_log2
 from .config import Config
 from .pointwise import geometry
 
-__all__ = ["WordSplitter", "split_cfg"]
+__all__ = ["WordSplitter", "split_cfg", "final_word_flag"]
 
 
 def _parts(config):
@@ -34,6 +34,29 @@ def split_cfg(out_channels, config):
     return {"tiles": tiles, "last_words": words - (tiles - 1) * parts}
 
 
+def final_word_flag(m, cfg, w, t, parts, step):
+    """A register: word ``w`` is the last one of tile ``t`` of a pixel (``parts`` words a tile,
+    ``cfg.last_words`` in the pixel's last tile, ``cfg.tiles``). Computed from the next ``w`` and
+    ``t`` on ``step`` (w steps, wrapping to the next tile after its last word) and from the
+    current ones otherwise, against registered copies of ``cfg``'s last indices, so it is right
+    two cycles after ``cfg`` changes, and the handshakes that use it start at a flip-flop
+    instead of at ``cfg``'s decode.
+    """
+    tiles_m1, tiles_m2 = Signal.like(cfg.tiles, name="tiles_m1"), Signal.like(cfg.tiles, name="tiles_m2")
+    words_m1 = Signal.like(cfg.last_words, name="last_words_m1")
+    m.d.sync += [tiles_m1.eq(cfg.tiles - 1), tiles_m2.eq(cfg.tiles - 2), words_m1.eq(cfg.last_words - 1)]
+    last_tile = t == tiles_m1
+    flag = Signal(name="final_word")
+    m.d.sync += flag.eq(w == Mux(last_tile, words_m1, parts - 1))
+    with m.If(step):
+        with m.If(flag):       # to word 0 of the next tile (the first tile after the last)
+            next_last = Mux(last_tile, tiles_m1 == 0, t == tiles_m2)
+            m.d.sync += flag.eq(Mux(next_last, words_m1 == 0, parts == 1))
+        with m.Else():
+            m.d.sync += flag.eq(w + 1 == Mux(last_tile, words_m1, parts - 1))
+    return flag
+
+
 class WordSplitter(wiring.Component):
     """Split ``pe_cols``-channel words into ``lanes``-channel words, one out per cycle.
 
@@ -48,8 +71,8 @@ class WordSplitter(wiring.Component):
     ----------
     cfg : In(layout)
         ``tiles`` (C-words per pixel) and ``last_words`` (1..pe_cols/lanes: words kept of a
-        pixel's last tile); see `split_cfg`. Held stable while words pass; the counters return
-        to zero after every whole pixel.
+        pixel's last tile); see `split_cfg`. Set two cycles before the first word and held stable
+        while words pass; the counters return to zero after every whole pixel.
     i : In(stream.Signature({"data": int8[pe_cols], "last": 1}))
     o : Out(stream.Signature({"data": int8[lanes], "last": 1}))
         ``last`` on the final word kept of an input word flagged ``last``.
@@ -88,8 +111,8 @@ class WordSplitter(wiring.Component):
         buf = Signal(data.ArrayLayout(signed(8), config.pe_cols))
         buf_last = Signal()
         last_tile = t == self.cfg.tiles - 1
-        final = w == Mux(last_tile, self.cfg.last_words - 1, parts - 1)
         send = self.o.valid & self.o.ready
+        final = final_word_flag(m, self.cfg, w, t, parts, send)
         m.d.comb += [
             self.i.ready.eq(~self.o.valid | (self.o.ready & final)),
             self.o.payload.data.eq(buf.as_value().word_select(w, lanes * 8)),

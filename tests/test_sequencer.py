@@ -11,7 +11,8 @@ import copy
 import random
 
 import pytest
-from amaranth import ClockDomain, Module, Shape
+from amaranth import ClockDomain, Module, Shape, unsigned
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 import dwfuse
@@ -133,8 +134,9 @@ def _line_buffer_bound(config):
     return jobs
 
 
-def _run(config, descriptors):
-    """[(error code, load counts or None, cycles to the decision)] per descriptor."""
+def _run(config, descriptors, loads=False):
+    """[(error code, load counts or None, cycles to the decision)] per descriptor; with
+    ``loads``, each accepted one's load reads follow as a fourth item: [(tag, addr, beats)]."""
     layout = D.descriptor_layout()
     seq = JobSequencer(config)
     bb = config.bus_bytes
@@ -172,10 +174,10 @@ def _run(config, descriptors):
                 if ctx.get(seq.load_reset):
                     await ctx.tick()
                     counts = {k: ctx.get(getattr(seq.load_counts, k)) for k in ("weights", "tables", "params")}
-                    outcomes.append((0, counts, cycle))
+                    outcomes.append((0, counts, cycle, await _load_reads(ctx, seq) if loads else None))
                     break
                 if ctx.get(seq.error):
-                    outcomes.append((ctx.get(seq.error), None, cycle))
+                    outcomes.append((ctx.get(seq.error), None, cycle, None))
                     break
                 await ctx.tick()
             else:
@@ -184,6 +186,50 @@ def _run(config, descriptors):
     sim.add_testbench(bench)
     sim.run()
     return outcomes
+
+
+async def _load_reads(ctx, seq, quiet=200):
+    """The read commands of the loads (the bench takes every one at once), until none for
+    ``quiet`` cycles (the sequencer then waits for the loads to land)."""
+    reads, idle = [], 0
+    while idle < quiet:
+        if ctx.get(seq.rd_cmd.valid):
+            p = seq.rd_cmd.payload
+            reads.append((ctx.get(p.tag), ctx.get(p.cmd.addr), ctx.get(p.cmd.beats)))
+            idle = 0
+        else:
+            idle += 1
+        await ctx.tick()
+    return reads
+
+
+def _byte_runs(pieces):
+    """[(tag, start, end)] with each piece that continues the previous one's bytes merged in."""
+    runs = []
+    for tag, start, length in pieces:
+        if length == 0:
+            continue
+        if runs and runs[-1][0] == tag and runs[-1][2] == start:
+            runs[-1] = (tag, runs[-1][1], start + length)
+        else:
+            runs.append((tag, start, start + length))
+    return runs
+
+
+def _expected_loads(d, config):
+    """The load reads a descriptor asks for, in the order of the format's description: pe0's and
+    pe1's weights, then pe0's tables, the depthwise parameters, pe1's tables."""
+    mode = D.MODES[d["mode"]]
+    used = {"pe0": mode in ("PW", "CONV3", "PW_DW_PW"), "pe1": mode in ("DW_PW", "PW_DW_PW")}
+    has_dw = mode in ("DW", "DW_PW", "PW_DW_PW")
+    word = D.item_bytes(data.ArrayLayout(unsigned(8), config.lanes * config.pe_cols), config)
+    row = D.item_bytes(D.table_row_layout(config), config)
+    param = D.item_bytes(D.dw_param_layout(config), config)
+    chunks = d["chunks_mid"] if mode == "PW_DW_PW" else d["chunks_in"]
+    return _byte_runs([(Tag.WEIGHTS, d[s]["weight_addr"], d[s]["weight_words"] * word) for s in ("pe0", "pe1") if used[s]]
+                      + [(Tag.TABLES, d["pe0"]["table_addr"], d["pe0"]["out_tiles"] * row)] * used["pe0"]
+                      + [(Tag.PARAMS, d["dw"]["param_addr"], chunks * param)] * has_dw
+                      + [(Tag.TABLES, d["pe1"]["table_addr"], d["pe1"]["out_tiles"] * row)] * used["pe1"])
 
 
 def _expected_counts(d):
@@ -206,7 +252,7 @@ def test_check_refuses_exactly_the_broken_rules(config):
     descriptors = _descriptors(config, seed, 200) + _line_buffer_bound(config)
     outcomes = _run(config, descriptors)
     kinds = set()
-    for k, (d, (code, counts, cycles)) in enumerate(zip(descriptors, outcomes)):
+    for k, (d, (code, counts, cycles, _)) in enumerate(zip(descriptors, outcomes)):
         faults = descriptor_faults(d, config)
         windows = [] if faults else window_faults(d, config)
         want = 3 if faults else 1 if windows else 0
@@ -222,3 +268,16 @@ def test_check_refuses_exactly_the_broken_rules(config):
     if config.line_bank_depth is not None:
         want.add("line_buffer")
     assert want <= kinds, (seed, kinds)
+
+
+@pytest.mark.parametrize("config", [SIM, preset("ecp5_narrow")], ids=["sim", "ecp5_narrow"])
+def test_accepted_jobs_read_exactly_their_parameters(config):
+    """The load reads of the compiler's descriptors: the weights, tables and depthwise
+    parameters the descriptor names, each byte once, in order (their beat counts are held
+    from the descriptor: a count not yet held when the load starts reads the wrong bytes)."""
+    descriptors = _descriptors(config, 1, 0)[:12] + _line_buffer_bound(config)[:2]
+    for k, (d, outcome) in enumerate(zip(descriptors, _run(config, descriptors, loads=True))):
+        assert outcome[0] == 0, f"descriptor {k} refused: {d}"
+        bb = config.bus_bytes
+        got = _byte_runs([(tag, addr, beats * bb) for tag, addr, beats in outcome[3]])
+        assert got == _expected_loads(d, config), f"descriptor {k}: {d}"
