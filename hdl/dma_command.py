@@ -49,7 +49,7 @@ class WindowCheck:
     and ``reg`` holds it. A command is bad when ``beats`` is 0,
     ``addr`` is not aligned to the bus width, ``addr < base`` or ``addr + beats * bus_bytes >
     end``. (Two stages: the end of the span is a 57-bit sum, and its comparison another carry
-    chain; in one cycle they were the DMA's longest path.)
+    chain; in one cycle they made one of the DMA's deepest paths.)
     """
 
     def __init__(self, m: Module, cmd, load, *, addr_width, bus_bytes):
@@ -110,7 +110,7 @@ class CommandIntake:
         # addr/left change), so the owner's issue logic starts at flip-flops; a burst is
         # issued at most every other cycle anyway (its AR/AW handshake).
         to_boundary = Signal(range(BOUNDARY_BYTES // bus_bytes + 1))
-        burst_next = Signal(range(max_burst + 1))
+        self.burst_next = burst_next = Signal(range(max_burst + 1))   # ``burst`` a cycle ahead
         m.d.comb += to_boundary.eq((BOUNDARY_BYTES - self.addr[:exact_log2(BOUNDARY_BYTES)]) >> lg)
         with m.If((left <= max_burst) & (left <= to_boundary)):
             m.d.comb += burst_next.eq(left)

@@ -441,7 +441,8 @@ class JobSequencer(wiring.Component):
                         piece_beats=IN_PIECE_WORDS << word_lg)
         in_credit = Signal(range(IN_FIFO_WORDS + 1))     # input FIFO words not yet requested
         in_issued = Signal(range(IN_PIECE_WORDS + 1))
-        m.d.sync += in_credit.eq(in_credit + self.in_taken - in_issued)
+        in_taken = Signal()     # counted a cycle late (a credit returns late, never early)
+        m.d.sync += [in_taken.eq(self.in_taken), in_credit.eq(in_credit + in_taken - in_issued)]
         rd_res = _Walker(m, "res", rdesc.residual_in, rows=rdesc.out_height, cols=rdesc.out_width,
                          words_per_px=rdesc.chunks_out, row_words=r_out_row_words,
                          contiguous=Signal(name="res_contig"),

@@ -141,9 +141,9 @@ class Accelerator(wiring.Component):
         tags = datapath("tags", SyncFIFOBuffered(width=Tag.WIDTH, depth=16))
         m.d.comb += seq.start.eq(start_next)
 
-        # ---- read commands: to the reader, their tags to the router --------------------------------
-        # through a register slice: the sequencer's arbitration and the reader's window check
-        # are each a deep cone, and joined they were the top's longest path
+        # ---- commands: to the reader (their tags to the router) and the writer -----------------------
+        # through register slices: the sequencer's walkers and arbitration and the engines' window
+        # checks are each a deep cone, and joined they made the top's deepest paths
         rd_slice = datapath("rd_cmd_slice", StreamRegister(seq.rd_cmd.payload.shape()))
         wiring.connect(m, seq.rd_cmd, rd_slice.i)
         rd_cmd = rd_slice.o
@@ -154,7 +154,9 @@ class Accelerator(wiring.Component):
             tags.w_data.eq(rd_cmd.payload.tag),
             tags.w_en.eq(rd_cmd.valid & rd_cmd.ready),
         ]
-        wiring.connect(m, seq.wr_cmd, dma.wr_cmd)
+        wr_slice = datapath("wr_cmd_slice", StreamRegister(seq.wr_cmd.payload.shape()))
+        wiring.connect(m, seq.wr_cmd, wr_slice.i)
+        wiring.connect(m, wr_slice.o, dma.wr_cmd)
         wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
 
         # ---- read data: route by the head tag -----------------------------------------------------
@@ -231,7 +233,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             engine.cfg.eq(seq.engine_cfg), engine.start.eq(seq.engine_start),
             seq.engine_busy.eq(engine.busy),
-            seq.wr_idle.eq(dma.wr_idle),
+            seq.wr_idle.eq(dma.wr_idle & ~wr_slice.o.valid),   # (a command in the slice is not done)
             seq.desc_base.eq(csr.desc_base), seq.desc_limit.eq(csr.desc_limit),
         ]
         with m.If(dma.rd_error != 0):
