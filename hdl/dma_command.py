@@ -110,9 +110,11 @@ class CommandIntake:
         # addr/left change), so the owner's issue logic starts at flip-flops; a burst is
         # issued at most every other cycle anyway (its AR/AW handshake).
         to_boundary = Signal(range(BOUNDARY_BYTES // bus_bytes + 1))
-        self.burst_next = burst_next = Signal(range(max_burst + 1))   # ``burst`` a cycle ahead
-        m.d.comb += to_boundary.eq((BOUNDARY_BYTES - self.addr[:exact_log2(BOUNDARY_BYTES)]) >> lg)
-        with m.If((left <= max_burst) & (left <= to_boundary)):
+        burst_next = Signal(range(max_burst + 1))
+        fits = Signal()          # the rest of the command is one burst (burst_next == left)
+        m.d.comb += [to_boundary.eq((BOUNDARY_BYTES - self.addr[:exact_log2(BOUNDARY_BYTES)]) >> lg),
+                     fits.eq((left <= max_burst) & (left <= to_boundary))]
+        with m.If(fits):
             m.d.comb += burst_next.eq(left)
         with m.Elif(to_boundary < max_burst):
             m.d.comb += burst_next.eq(to_boundary)
@@ -120,7 +122,7 @@ class CommandIntake:
             m.d.comb += burst_next.eq(max_burst)
         self.burst = Signal(range(max_burst + 1))
         self.last = Signal()
-        m.d.sync += [self.burst.eq(burst_next), self.last.eq(left == burst_next), fresh.eq(1)]
+        m.d.sync += [self.burst.eq(burst_next), self.last.eq(fits), fresh.eq(1)]
 
         self.take = Signal()
         with m.If(self.take):

@@ -88,18 +88,19 @@ class DmaReader(wiring.Component):
 
         arvalid = Signal()
         araddr = Signal(aw)
-        # room in the FIFO for the next burst, a flip-flop: from ``burst_next`` (what ``burst``
-        # is a cycle later) and the reserved count, which only falls in between unless a burst
-        # is reserved, after which ``active`` is low for a cycle (a cycle late, never wrong)
-        room = Signal()
-        m.d.sync += room.eq(reserved + intake.burst_next <= depth)
+        # room in the FIFO for the next burst, a flip-flop computed from the previous cycle's
+        # ``burst`` and reserved count: used only when the intake was already active then (so
+        # ``burst`` has not changed since), and the count only falls in between (a reserve
+        # makes the intake inactive for a cycle). A cycle late, never wrong.
+        room, was_active = Signal(), Signal()
+        m.d.sync += [room.eq(reserved + burst <= depth), was_active.eq(intake.active)]
         arlen = Signal(8)
         reserve = Signal()
         ar_done = Signal()
         m.d.comb += [
             self.axi.arid.eq(0), self.axi.araddr.eq(araddr), self.axi.arlen.eq(arlen),
             self.axi.arsize.eq(lg), self.axi.arburst.eq(BURST_INCR), self.axi.arvalid.eq(arvalid),
-            reserve.eq(intake.active & ~self.drain & ~arvalid & room & ends.w_rdy),
+            reserve.eq(intake.active & was_active & ~self.drain & ~arvalid & room & ends.w_rdy),
             ar_done.eq(arvalid & self.axi.arready),
         ]
         m.d.comb += intake.take.eq(reserve)

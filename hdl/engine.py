@@ -486,12 +486,13 @@ class LayerEngine(wiring.Component):
             pick_dw.eq(Mux(mid, mid_dw, dw_ok & (~i_ok | ~last_dw))),   # rule B
             pick_i.eq(Mux(mid, ~mid_dw, ~pick_dw & i_ok)),
         ]
-        a_words_last = Mux(pick_dw, lb_chunks_last, in_chunks_last)
+        # (both ends compared from registers, then picked: not a compare after the pick)
+        a_end = Mux(pick_dw, a_k == lb_chunks_last, a_k == in_chunks_last)
         a_take = pe_i.valid & pe_i.ready & is_block
         with m.If(a_take & (a_k == 0)):
             m.d.sync += last_dw.eq(pick_dw)
         with m.If(a_take):
-            with m.If(a_k == a_words_last):
+            with m.If(a_end):
                 m.d.sync += [a_k.eq(0), mid.eq(0)]
                 with m.If(pick_dw):
                     with m.If(p_x_last):

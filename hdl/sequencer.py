@@ -331,12 +331,13 @@ class JobSequencer(wiring.Component):
         bank = c.line_buffer_depth
         fact("line_buffer", ~has_3x3 | (lb_words <= bank))
         chunks_in_x9 = held(constant_product(d.chunks_in, 9), "chunks_in_x9")
-        k_expect = Mux(is_conv3, chunks_in_x9, Mux(is_block, d.chunks_mid, d.chunks_in))
+        k_expect = held(Mux(is_conv3, chunks_in_x9, Mux(is_block, d.chunks_mid, d.chunks_in)), "k1_expect")
         dense = Signal()
         m.d.comb += dense.eq(is_conv3 & (d.dense_cin != 0))
         dense_words = held((constant_product(d.dense_cin, 9) + c.lanes - 1) >> lanes_lg, "dense_words")
         fact("dense", ~dense | ((d.chunks_in == 1) & (d.dense_cin <= c.lanes)))
-        fact("pe0", ~pe0_used | ((d.pe0.k_words == Mux(dense, dense_words, Mux(is_conv3, chunks_in_x9, d.chunks_in)))
+        k0_expect = held(Mux(dense, dense_words, Mux(is_conv3, chunks_in_x9, d.chunks_in)), "k0_expect")
+        fact("pe0", ~pe0_used | ((d.pe0.k_words == k0_expect)
                                  & (d.pe0.out_tiles >= 1) & (d.pe0.k_words <= g.max_k_words)
                                  & (d.pe0.weight_words == pe0_words)))
         fact("pe1", ~pe1_used | ((d.pe1.k_words == k_expect) & (d.pe1.out_tiles >= 1)
@@ -368,7 +369,9 @@ class JobSequencer(wiring.Component):
             rows_span, cols_span = spans[name]
             span = Signal(49, name=f"{name}_span")    # (two stages: CHECK and SETTLE)
             ok = Signal(name=f"inside_{name}")
-            m.d.sync += [span.eq(rows_span + cols_span), ok.eq(~used | (span + nbytes <= acc.length))]
+            pixel_fits = held(nbytes <= acc.length, f"{name}_pixel_fits")
+            limit = held(acc.length - nbytes, f"{name}_limit")     # (meaningful when it fits)
+            m.d.sync += [span.eq(rows_span + cols_span), ok.eq(~used | (pixel_fits & (span <= limit)))]
             inside.append(ok)
 
         window_fact("input", d.input, d.chunks_in << lanes_lg)

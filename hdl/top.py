@@ -201,7 +201,9 @@ class Accelerator(wiring.Component):
                 m.d.sync += counts[name].eq(seq.wload_base if name == "weights" else 0)
             with m.Elif(port.valid & port.ready):
                 m.d.sync += counts[name].eq(counts[name] + 1)
-        m.d.comb += seq.loads_done.eq((counts["weights"] == seq.load_counts.weights)
+        # a flip-flop (the hand-over it allows loads ~800 registers): a cycle late, and the
+        # sequencer waits for it at least three cycles after load_reset, so never stale
+        m.d.sync += seq.loads_done.eq((counts["weights"] == seq.load_counts.weights)
                                       & (counts["tables"] == seq.load_counts.tables)
                                       & (counts["params"] == seq.load_counts.params))
 
