@@ -216,9 +216,10 @@ PRESETS = {
     # residual ADD 12, depthwise requantizer 16, depthwise taps 36 = 144 of 156. Block RAM:
     # line buffer 12 banks x 912 words x 32 bits = 24, weight buffer 4096 x 512 bits (the same
     # 256 KiB as ecp5's), 190 DP16KD in all. A 32-bit bus (the sequencer needs lanes to be a
-    # multiple of bus_bytes). Top, router1 (commit 2bb8f27): 29.2k TRELLIS_COMB (35 %), routed
-    # at 54.5 MHz: the LayerEngine's input arbitration is one combinational path into the
-    # depthwise engine's parameter-load handshake (build/synth/top-ecp5n-r1-ecp5-2bb8f27.json).
+    # multiple of bus_bytes). Top, router1: 54.5 MHz at commit 2bb8f27 (the LayerEngine's
+    # input arbitration one combinational path into the depthwise engine's handshake), 80.05
+    # MHz at fa3b469 after register slices between the blocks (30.2k TRELLIS_COMB, 36 %;
+    # build/synth/top-ecp5n-fa3b469.json; see README).
     "ecp5_narrow": Config(name="ecp5_narrow", lanes=4, pe_cols=16, requant_lanes=4, max_width=224,
                           max_channels=1280, line_rows=4, max_k=1280, weight_words=4096, max_out_channels=2048,
                           bus_bytes=4, residual_lanes=1, line_bank_depth=912, lut_multipliers=(),
