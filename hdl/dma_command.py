@@ -46,9 +46,8 @@ class WindowCheck:
 
     Not a Component: a few signals the engines embed. ``load`` (comb, by the owner) captures
     ``cmd``; two cycles later ``ok`` and ``bad`` (exactly one high for one cycle) judge it
-    and ``reg`` holds it. A command is bad when ``beats`` is 0,
-    ``addr`` is not aligned to the bus width, ``addr < base`` or ``addr + beats * bus_bytes >
-    end``. (Two stages: the end of the span is a 57-bit sum, and its comparison another carry
+    and ``reg`` holds it. A command is bad when ``beats`` is 0, ``addr`` is not aligned to the
+    bus width, ``addr < base`` or ``addr + beats * bus_bytes > end``. (Two stages: the end of the span is a 57-bit sum, and its comparison another carry
     chain; in one cycle they made one of the DMA's deepest paths.)
     """
 

@@ -307,12 +307,9 @@ class JobSequencer(wiring.Component):
             m.d.sync += s.eq(expr)
             facts.append(s)
 
-        def geometry_ok(n, before, after, out):
-            # two register stages ahead of the fact: ``d`` is stable from COLLECT to the end of
-            # the job's loads, and MULTIPLY lasts far longer than two cycles
-            span, expect = Signal(18), Signal(18)
-            m.d.sync += [span.eq(n + before + after),
-                         expect.eq(Mux(d.stride == 2, (span - 3) >> 1, span - 3) + 1)]
+        def geometry_ok(axis, n, before, after, out):
+            span = held(n + before + after, f"{axis}_span")
+            expect = held(Mux(d.stride == 2, (span - 3) >> 1, span - 3) + 1, f"{axis}_expect")
             return (span >= 3) & (out == expect)
 
         fact("mode", mode <= MODE_CODES["PW_DW_PW"])
@@ -325,8 +322,8 @@ class JobSequencer(wiring.Component):
              & (d.chunks_out <= c.max_out_channels // c.lanes)
              & (~is_block | ((d.chunks_mid >= 1) & (d.chunks_mid <= c.max_chunks))))
         fact("geometry", Mux(has_3x3,
-                             geometry_ok(d.width, d.pad_left, d.pad_right, d.out_width)
-                             & geometry_ok(d.height, d.pad_top, d.pad_bottom, d.out_height),
+                             geometry_ok("x", d.width, d.pad_left, d.pad_right, d.out_width)
+                             & geometry_ok("y", d.height, d.pad_top, d.pad_bottom, d.out_height),
                              (d.out_width == d.width) & (d.out_height == d.height)))
         bank = c.line_buffer_depth
         fact("line_buffer", ~has_3x3 | (lb_words <= bank))
