@@ -410,11 +410,10 @@ class LayerEngine(wiring.Component):
             lb.start.eq(go & uses_lb),
             pe.start.eq(go & ~is_dw),
         ]
-        with m.If(go):
-            m.d.sync += running.eq(1)
+        running_next = Signal()
+        m.d.comb += running_next.eq((running | go) & ~(out.valid & out.ready & out.payload.last))
+        m.d.sync += running.eq(running_next)
         m.d.comb += src_valid.eq(src.valid & running)
-        with m.If(out.valid & out.ready & out.payload.last):
-            m.d.sync += running.eq(0)
 
         # ---- input position: (row, column, chunk) of the next word on i ---------------------
         in_k = Signal(range(max(2, _max_in_words(config))))
@@ -433,8 +432,8 @@ class LayerEngine(wiring.Component):
         in_final = in_row_end & (in_y == height_last)
         with m.If(in_row_end):
             m.d.sync += in_y.eq(in_y + 1)
-        with m.If(in_final):
-            m.d.sync += in_done.eq(1)
+        in_done_next = in_done | in_final
+        m.d.sync += in_done.eq(in_done_next)
 
         # ---- out-rows finished by the line buffer (PW_DW_PW admission, rule A) ---------------
         w_k = Signal(range(max(2, config.max_chunks)))
@@ -445,26 +444,37 @@ class LayerEngine(wiring.Component):
             m.d.sync += admit_lim.eq(admit_lim + cfg.lb.stride)
         # ``admissible`` is a register: its next value is picked from the four candidates
         # (row +0/+1, limit +0/+stride), each compared from registers.
+        # ``i_open`` is rule A with the rest of the input side's gate (running, input not all
+        # taken) folded in, from the same next values, so the arbiter's pick reads one flip-flop.
         admissible = Signal()
+        i_open = Signal()
         def admits(y, lim):
             return (y < rows) | (y < lim)
-        m.d.sync += admissible.eq(Mux(in_row_end,
-                                      Mux(lim_step, admits(in_y + 1, admit_lim + cfg.lb.stride),
-                                          admits(in_y + 1, admit_lim)),
-                                      Mux(lim_step, admits(in_y, admit_lim + cfg.lb.stride),
-                                          admits(in_y, admit_lim))))
+        admissible_next = Mux(in_row_end,
+                              Mux(lim_step, admits(in_y + 1, admit_lim + cfg.lb.stride),
+                                  admits(in_y + 1, admit_lim)),
+                              Mux(lim_step, admits(in_y, admit_lim + cfg.lb.stride),
+                                  admits(in_y, admit_lim)))
+        m.d.sync += admissible.eq(admissible_next)
 
         # project pixels seen by the arbiter (rule C needs the final one); ``p_*_last`` are
-        # registered with them
+        # registered with them, from next values (``*_next``) that rule C's register reads too
         p_x = Signal(range(config.max_width + 2 * 2))
         p_y = Signal(range(lb.max_height + 2 * 2))
         p_x_last, p_y_last = Signal(), Signal()
-        final_project = p_x_last & p_y_last
+        p_x_last_next, p_y_last_next = Signal(), Signal()
+        m.d.comb += [p_x_last_next.eq(p_x_last), p_y_last_next.eq(p_y_last)]
+        m.d.sync += [p_x_last.eq(p_x_last_next), p_y_last.eq(p_y_last_next)]
+        # rule C as one flip-flop: the final project pixel waits until the input is all taken
+        c_open = Signal()
+        m.d.sync += c_open.eq(~(p_x_last_next & p_y_last_next) | in_done_next)
+        m.d.sync += i_open.eq(admissible_next & ~in_done_next & running_next)
 
         with m.If(go):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
                          admit_lim.eq(rows - cfg.lb.pad_top), admissible.eq(1), p_x.eq(0), p_y.eq(0),
-                         p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0)]
+                         p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0),
+                         c_open.eq(~((out_width_last == 0) & (out_height_last == 0))), i_open.eq(1)]
 
         # ---- CONV3: a window becomes 9 words (Im2col: a shift register, no 9:1 funnel) -------
         m.d.comb += [
@@ -480,8 +490,8 @@ class LayerEngine(wiring.Component):
         a_k = Signal(range(max(2, _max_in_words(config))))   # word within the pixel
         pick_dw = Signal()
         pick_i = Signal()
-        dw_ok = dwo.valid & (~final_project | in_done)           # rule C
-        i_ok = src_valid & admissible & ~in_done                   # rule A
+        dw_ok = dwo.valid & c_open                 # rule C
+        i_ok = src.valid & i_open                  # rule A (i_open includes running)
         m.d.comb += [
             pick_dw.eq(Mux(mid, mid_dw, dw_ok & (~i_ok | ~last_dw))),   # rule B
             pick_i.eq(Mux(mid, ~mid_dw, ~pick_dw & i_ok)),
@@ -496,10 +506,12 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [a_k.eq(0), mid.eq(0)]
                 with m.If(pick_dw):
                     with m.If(p_x_last):
-                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1), p_x_last.eq(out_width_last == 0),
-                                     p_y_last.eq(p_y + 1 == out_height_last)]
+                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1)]
+                        m.d.comb += [p_x_last_next.eq(out_width_last == 0),
+                                     p_y_last_next.eq(p_y + 1 == out_height_last)]
                     with m.Else():
-                        m.d.sync += [p_x.eq(p_x + 1), p_x_last.eq(p_x + 1 == out_width_last)]
+                        m.d.sync += p_x.eq(p_x + 1)
+                        m.d.comb += p_x_last_next.eq(p_x + 1 == out_width_last)
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), mid.eq(1), mid_dw.eq(pick_dw)]
         with m.If(go):

@@ -99,6 +99,12 @@ class _Walker:
     ``row_words`` is ``words_per_px * cols``, a register (multiplied at the check).
     With ``piece_beats``, a contiguous row goes in commands of at most that many beats (the
     input's: each is issued only against room in the input FIFO, see `JobSequencer`).
+    ``contiguous`` is assigned by the caller (synchronously, from the running descriptor).
+
+    Timing: what a step decides comes from flip-flops (``x_last``, ``last_row``, the next row's
+    address ``next_row_addr``, the window's ``end``), so the command's acceptance, which comes
+    from the DMA, only selects between registers; the adders and compares that prepare them
+    read the running descriptor, which is stable from one cycle before `reset` to the job's end.
     """
 
     def __init__(self, m, name, access, *, rows, cols, words_per_px, row_words, contiguous, bus_lg, lanes_lg,
@@ -106,9 +112,13 @@ class _Walker:
         self.m, self.bus_lg = m, bus_lg
         self.y = Signal(16, name=f"{name}_y")
         self.x = Signal(16, name=f"{name}_x")
-        self.row_addr = Signal(32, name=f"{name}_row_addr")
+        self.next_row_addr = Signal(32, name=f"{name}_next_row_addr")
         self.addr = Signal(32, name=f"{name}_addr")
         self.done = Signal(name=f"{name}_done")
+        self.x_last = Signal(name=f"{name}_x_last")
+        self.last_row = Signal(name=f"{name}_last_row")
+        self.end = Signal(32, name=f"{name}_end")
+        m.d.sync += self.end.eq(access.base + access.length)
         self.access, self.rows, self.cols = access, rows, cols
         self.contiguous = contiguous
         # beats of one command: a whole row or one pixel
@@ -124,18 +134,18 @@ class _Walker:
             whole = Mux(self.fresh, row_beats, self.left)
             self.beats = Mux(whole > piece_beats, piece_beats, whole)
             self.row_rest = whole
-        self.last_row = Signal(name=f"{name}_last_row")
-        m.d.comb += self.last_row.eq(self.y == rows - 1)
 
     def reset(self):
-        self.m.d.sync += [self.y.eq(0), self.x.eq(0), self.row_addr.eq(self.access.base),
-                          self.addr.eq(self.access.base), self.done.eq(0)]
+        a = self.access
+        self.m.d.sync += [self.y.eq(0), self.x.eq(0),
+                          self.next_row_addr.eq(a.base + a.row_pitch), self.addr.eq(a.base),
+                          self.done.eq(0), self.x_last.eq(self.cols == 1), self.last_row.eq(self.rows == 1)]
         if self.piece_beats is not None:
             self.m.d.sync += self.fresh.eq(1)
 
     def command(self):
         a = self.access
-        return {"addr": self.addr, "beats": self.beats, "base": a.base, "end": a.base + a.length}
+        return {"addr": self.addr, "beats": self.beats, "base": a.base, "end": self.end}
 
     def advance(self):
         """The current command was taken: step to the next pixel or row. Returns row_end (comb)."""
@@ -149,15 +159,18 @@ class _Walker:
             with m.Else():
                 m.d.sync += self.fresh.eq(1)
         else:
-            m.d.comb += row_end.eq(self.contiguous | (self.x == self.cols - 1))
+            m.d.comb += row_end.eq(self.contiguous | self.x_last)
         with m.If(row_end):
-            m.d.sync += [self.x.eq(0), self.y.eq(self.y + 1), self.row_addr.eq(self.row_addr + a.row_pitch),
-                         self.addr.eq(self.row_addr + a.row_pitch)]
+            m.d.sync += [self.x.eq(0), self.y.eq(self.y + 1),
+                         self.next_row_addr.eq(self.next_row_addr + a.row_pitch),
+                         self.addr.eq(self.next_row_addr), self.x_last.eq(self.cols == 1),
+                         self.last_row.eq(self.y + 2 == self.rows)]
             with m.If(self.last_row):
                 m.d.sync += self.done.eq(1)
         if self.piece_beats is None:   # (pieces step their address above)
             with m.Else():
-                m.d.sync += [self.x.eq(self.x + 1), self.addr.eq(self.addr + a.pixel_pitch)]
+                m.d.sync += [self.x.eq(self.x + 1), self.addr.eq(self.addr + a.pixel_pitch),
+                             self.x_last.eq(self.x + 2 == self.cols)]
         return row_end
 
 
@@ -451,11 +464,8 @@ class JobSequencer(wiring.Component):
                          words_per_px=rdesc.chunks_out, row_words=r_out_row_words,
                          contiguous=Signal(name="out_contig"),
                          bus_lg=bus_lg, lanes_lg=lanes_lg)
-        m.d.comb += [
-            rd_in.contiguous.eq(1),
-            rd_res.contiguous.eq(1),
-            wr_out.contiguous.eq(rdesc.output.pixel_pitch == (rdesc.chunks_out << lanes_lg)),
-        ]
+        m.d.comb += [rd_in.contiguous.eq(1), rd_res.contiguous.eq(1)]
+        m.d.sync += wr_out.contiguous.eq(rdesc.output.pixel_pitch == (rdesc.chunks_out << lanes_lg))
 
         # ---- read commands: front end and back end, alternating when both ask -------------------
         # Each end's request (f_req, b_req, with its command) is registered before the arbiter
@@ -566,6 +576,22 @@ class JobSequencer(wiring.Component):
         t0_beats = held(constant_product(d.pe0.out_tiles, t_beats), "t0_beats")
         t1_beats = held(constant_product(d.pe1.out_tiles, t_beats), "t1_beats")
         param_beats = held(constant_product(lb_chunks, p_beats), "param_beats")
+        # Hand-over: the running job's registers (the engine's cfg, the descriptor copy, the
+        # row sizes: ~850 flip-flops) load from one-cycle flags, copies that each enable a
+        # slice of them (``*_dup*``, kept apart by synthesis), in state HAND_OVER: no FSM
+        # decode and no single net reaches all of them.
+        held_job = [(ecfg.as_value(), ecfg_next.as_value()), (rdesc.as_value(), d.as_value()),
+                    (Cat(r_in_row_words, r_out_row_words), Cat(in_row_words, out_row_words))]
+        slice_bits = 128
+        hand_copies = []
+        for target, source in held_job:
+            for lo in range(0, len(target), slice_bits):
+                flag = Signal(name=f"hand_over_dup{len(hand_copies)}")
+                hand_copies.append(flag)
+                m.d.sync += flag.eq(0)
+                with m.If(flag):
+                    hi = min(len(target), lo + slice_bits)
+                    m.d.sync += target[lo:hi].eq(source[lo:hi])
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -677,15 +703,16 @@ class JobSequencer(wiring.Component):
             with m.State("WAIT_LOADS"):
                 with m.If(failed):
                     m.next = "FAILED"
-                with m.Elif(self.loads_done):   # hand the job to the back end
-                    m.d.sync += [ecfg.eq(ecfg_next), rdesc.eq(d), b_go.eq(1),
-                                 r_in_row_words.eq(in_row_words), r_out_row_words.eq(out_row_words),
-                                 run_lo.eq(new_lo), run_hi.eq(new_hi)]
-                    with m.If(d.last):
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.d.sync += [job.eq(job + 1), desc_addr.eq(desc_addr + self._desc_bytes)]
-                        m.next = "FETCH"
+                with m.Elif(self.loads_done):
+                    m.d.sync += [flag.eq(1) for flag in hand_copies]
+                    m.next = "HAND_OVER"
+            with m.State("HAND_OVER"):   # the copies load the running job's registers now
+                m.d.sync += [b_go.eq(1), run_lo.eq(new_lo), run_hi.eq(new_hi)]
+                with m.If(d.last):
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += [job.eq(job + 1), desc_addr.eq(desc_addr + self._desc_bytes)]
+                    m.next = "FETCH"
             with m.State("DRAIN"):      # the chain's last job is streaming
                 with m.If(failed):
                     m.next = "FAILED"

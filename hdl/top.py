@@ -173,7 +173,11 @@ class Accelerator(wiring.Component):
             Tag.INPUT: datapath("up_input", Upsizer(bus_bits, word_bits, ratio)),
             Tag.RESIDUAL: datapath("up_residual", Upsizer(bus_bits, word_bits, ratio)),
         }
-        rdata = dma.rd_data
+        # read data through a slice: the tag switch below and the converters' ready would
+        # otherwise reach into the read DMA's FIFO and credit count
+        rd_data_slice = datapath("rd_data_slice", StreamRegister(dma.rd_data.payload.shape()))
+        wiring.connect(m, dma.rd_data, rd_data_slice.i)
+        rdata = rd_data_slice.o
         m.d.comb += tags.r_en.eq(rdata.valid & rdata.ready & rdata.payload.last)
         with m.Switch(tags.r_data):
             for tag, conv in up.items():
