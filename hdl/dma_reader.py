@@ -135,9 +135,6 @@ class DmaReader(wiring.Component):
             fifo.r_en.eq(self.data.ready | self.drain),     # aborting: drop what arrives
             out.eq(fifo.r_rdy & fifo.r_en),
         ]
-        # a word leaving returns its credit a cycle late (never early): the consumer's ready,
-        # which comes from across the device, then ends at ``out_q`` rather than this adder
-        out_q = Signal()
-        m.d.sync += [out_q.eq(out), reserved.eq(reserved + Mux(reserve, burst, 0) - out_q)]
+        m.d.sync += reserved.eq(reserved + Mux(reserve, burst, 0) - out)
         m.d.comb += self.idle.eq(~intake.busy & (reserved == 0) & ~arvalid)
         return m
