@@ -368,6 +368,13 @@ class LayerEngine(wiring.Component):
         wiring.connect(m, dw.o, dw_out.i)
         wiring.connect(m, o_out.o, wiring.flipped(self.o))
         src, dwo, out = i_in.o, dw_out.o, o_out.i
+        # ... and the PE array's outputs and residual input, so the splitters' and the packer's
+        # wide registers load on local handshakes, not on the PE array's output stage's
+        pe_o = m.submodules.pe_o = StreamRegister(pe.o.payload.shape())
+        pe_ox = m.submodules.pe_ox = StreamRegister(pe.ox.payload.shape())
+        res_in = m.submodules.res_in = StreamRegister(pe.res.payload.shape())
+        wiring.connect(m, pe.o, pe_o.i)
+        wiring.connect(m, pe.ox, pe_ox.i)
         src_valid = Signal()   # input words are taken only while running (``go`` resets counts)
 
         # Mode flags and the run's last indices are registers (``cfg`` is stable while idle and
@@ -557,14 +564,15 @@ class LayerEngine(wiring.Component):
             m.d.comb += [lb_i.valid.eq(src_valid), src.ready.eq(lb_i.ready)]
         with m.If(~is_conv3):
             m.d.comb += [dw.i.valid.eq(lb.o.valid & uses_lb), lb.o.ready.eq(dw.i.ready)]
-        wiring.connect(m, pe.ox, split_x.i)
+        wiring.connect(m, pe_ox.o, split_x.i)
         with m.If(~running):
             m.d.comb += src.ready.eq(0)
 
         # ---- residual words and output ----------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.res), pack.i)
-        wiring.connect(m, pack.o, pe.res)
-        wiring.connect(m, pe.o, split.i)
+        wiring.connect(m, pack.o, res_in.i)
+        wiring.connect(m, res_in.o, pe.res)
+        wiring.connect(m, pe_o.o, split.i)
         with m.If(is_dw):
             m.d.comb += [out.valid.eq(dwo.valid), out.payload.data.eq(dwo.payload.data),
                          out.payload.last.eq(dwo.payload.last), dwo.ready.eq(out.ready)]
