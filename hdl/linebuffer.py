@@ -182,8 +182,8 @@ class LineBuffer(wiring.Component):
     start : In(1)
         Pulse to begin a run (all counters reset). Ignored while ``busy``.
     busy : Out(1)
-        From the cycle after ``start`` until every input word is taken and the last window has
-        left the output register.
+        From two cycles after ``start`` (the run begins a cycle after it) until every input word
+        is taken and the last window has left the output register.
     i : In(stream.Signature(word_layout))
         Exactly ``width * height * chunks`` input words per run.
     o : Out(stream.Signature(window_layout))
@@ -316,7 +316,12 @@ class LineBuffer(wiring.Component):
 
         busy = Signal()
         m.d.comb += self.busy.eq(busy)
-        begin = self.start & ~busy
+        # A run begins the cycle after ``start``: ``begin`` resets and loads most of the
+        # counters, and as a decode of ``start`` (which comes from the engine's control) it was
+        # one late net to all their resets. Registered, in copies per group of users (``*_dup*``).
+        begin_copies = [Signal(name=f"begin_dup{k}") for k in range(3)]
+        m.d.sync += [b.eq(self.start & ~busy & ~begin_copies[0]) for b in begin_copies]
+        begin = begin_copies[2]      # run control (below)
 
         # Run constants, latched at start so no counter compare has a subtractor in front of it.
         h_m1 = Signal(hbits)        # height - 1
@@ -332,7 +337,7 @@ class LineBuffer(wiring.Component):
         k_m2, ow_m2, oh_m2 = (Signal(n, reset_less=True) for n in (kbits, wbits, hbits))
         h_pad = [Signal(hbits + 1, name=f"h_pad{d}", reset_less=True) for d in range(3)]   # height + 2 - d
         w_pad = [Signal(wbits + 1, name=f"w_pad{d}", reset_less=True) for d in range(3)]   # width + 2 - d
-        with m.If(begin):
+        with m.If(begin_copies[0]):
             m.d.sync += [h_m1.eq(cfg.height - 1), w_m1.eq(cfg.width - 1), k_m1.eq(cfg.chunks - 1),
                          ow_m1.eq(cfg.out_width - 1), oh_m1.eq(cfg.out_height - 1),
                          chunks.eq(cfg.chunks)]
@@ -406,7 +411,7 @@ class LineBuffer(wiring.Component):
         # at begin: p_row = 0, pn_row = 1 (3 for a one-row input), c_fr = rows
         first_pn_row = Mux(cfg.height == 1, 3, 1)
         free_rows = _RowRelation(
-            m, "free", begin, ((1, 0), (first_pn_row < rows, first_pn_row == rows)),
+            m, "free", begin_copies[1], ((1, 0), (first_pn_row < rows, first_pn_row == rows)),
             p_row_move, c_row_move,
             [[row < fr for fr in (c_fr, c_frn)] for row in (p_row, pn_row, pnn_row)],
             [[row == fr for fr in (c_fr, c_frn)] for row in (p_row, pn_row, pnn_row)])
@@ -510,7 +515,7 @@ class LineBuffer(wiring.Component):
         m.d.comb += issue.eq(busy & ~c_done & ready_q & en)
         # at begin: p_row = 0, c_r2 = 2 - pad_top, c_r2n = c_r2 + stride > 0
         ready_rows = _RowRelation(
-            m, "ready", begin, ((0, pad_top == 2), (0, 0)), c_row_move, p_row_move,
+            m, "ready", begin_copies[1], ((0, pad_top == 2), (0, 0)), c_row_move, p_row_move,
             [[row > r2 for row in (p_row, pn_row)] for r2 in (c_r2, c_r2n, c_r2nn)],
             [[row == r2 for row in (p_row, pn_row)] for r2 in (c_r2, c_r2n, c_r2nn)])
 
