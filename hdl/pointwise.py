@@ -378,8 +378,9 @@ class PointwiseArray(wiring.Component):
     ``max(k_words, C/residual_lanes)`` cycles per tile. Backpressure on ``o`` (or a late
     ``res``) stalls the array through the same credits; nothing inside the MAC pipeline ever
     stalls. The fill is the first pixel's ``k_words`` input cycles plus the pipeline: 33 cycles
-    to the first output on the tiny preset (one more per extra adder-tree level, and when the
-    Config builds columns from LUTs, the LUT multipliers' extra latency), about
+    to the first output on the tiny preset (one more per extra adder-tree level, one more with
+    ``dsp="ecp5"`` (the operands' fabric register), and when the Config builds columns from
+    LUTs, the LUT multipliers' extra latency), about
     `ResidualAdd`'s latency more with the ADD (see
     tests/test_pointwise.py::test_cycles_without_stalls).
 
@@ -526,9 +527,13 @@ class PointwiseArray(wiring.Component):
         # Multiplier kind per column (Config.pe_lut_columns), and the product latency all
         # columns share: DSP columns delay their products to the LUT columns' latency.
         self._column_kinds = [config.pe_column_kind(c, dsp) for c in range(config.pe_cols)]
+        # With DSP primitives only, the products still take one cycle more: the operands then
+        # pass a fabric register per PE on their way from the block RAMs to the DSP's input
+        # registers (straight from a RAM output into the DSPs of the whole top measured 8-10 ns
+        # of routing: the RAMs and DSP columns are far apart on the LFE5U-85F).
         self._product_latency = (RegisteredMultiplier.latency_for("lut", signed(8))
                                  if "lut" in self._column_kinds
-                                 else RegisteredMultiplier.LATENCY)
+                                 else RegisteredMultiplier.LATENCY + (dsp == "ecp5"))
         # Pipeline depth: issue -> read address regs -> BRAM read (weights: input, latch and
         # output registers; pixels: latch, output register and a copy register) -> operand regs
         # -> products -> tree.
