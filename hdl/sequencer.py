@@ -669,9 +669,12 @@ class JobSequencer(wiring.Component):
                             with m.Elif(region_free):
                                 m.d.comb += front_command(Tag.WEIGHTS, chunk_addr, beats_now,
                                                           d.weights.base, weights_end)
+                                # (advanced by the registered request's beats: the same as
+                                # beats_now, which has not changed since it was asked)
                                 with m.If(f_taken):
-                                    m.d.sync += [chunk_addr.eq(chunk_addr + (beats_now << bus_lg)),
-                                                 chunk_left.eq(chunk_left - beats_now)]
+                                    taken_beats = f_rd_q.cmd.beats
+                                    m.d.sync += [chunk_addr.eq(chunk_addr + (taken_beats << bus_lg)),
+                                                 chunk_left.eq(chunk_left - taken_beats)]
                     with m.Case(len(steps)):
                         m.d.sync += load_step.eq(0)
                         m.next = "WAIT_ENGINE"
