@@ -66,12 +66,14 @@ array (`CONTEXT_FIFO_DEPTH`) turns into full overlap of a drain-bound expand wit
 issue-bound projection. The bound exceeds MACs / (lanes x pe_cols) when channels are padded to
 whole words/tiles or k_words < pe_cols/requant_lanes (narrow expands, first layers).
 
-Timing: the engine's input and output, the PE array's and the line buffer's inputs and the
-depthwise engine's output each pass a `StreamRegister` (valid, payload and ready registered), so no
-combinational path runs from one block through the mode multiplexers or the PW_DW_PW arbiter
-into another; each adds a cycle of latency, no bubbles. The mode decode, the run's last indices
-and the arbiter's rule-A and rule-C conditions are registers too; so the run starts (``go``) one
-cycle after ``start``, and input words wait in the input slice until it has.
+Timing: the engine's input and output, the PE array's and the line buffer's inputs, the PE
+array's two outputs and residual input and the depthwise engine's output each pass a
+`StreamRegister` (valid, payload and ready registered), so no combinational path runs from one
+block through the mode multiplexers or the PW_DW_PW arbiter into another; each adds a cycle of
+latency, no bubbles. The mode decode, the run's last indices and the arbiter's rule-A and
+rule-C conditions (``i_open``, ``c_open``: one flip-flop each, from the next values of the
+counters they depend on) are registers too; so the run starts (``go``) one cycle after
+``start``, and input words wait in the input slice until it has.
 
 Run protocol: load weights (``wload``), tables (``tload``) and depthwise parameters (``pload``)
 while idle; set ``cfg`` (see `engine_cfg`) and pulse ``start``; stream exactly ``width * height
