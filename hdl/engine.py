@@ -451,11 +451,10 @@ class LayerEngine(wiring.Component):
         lim_step = raster(lb.o.valid & lb.o.ready, w_k, lb_chunks_last, w_x, out_width_last)
         with m.If(lim_step):
             m.d.sync += admit_lim.eq(admit_lim + cfg.lb.stride)
-        # ``admissible`` is a register: its next value is picked from the four candidates
-        # (row +0/+1, limit +0/+stride), each compared from registers.
-        # ``i_open`` is rule A with the rest of the input side's gate (running, input not all
-        # taken) folded in, from the same next values, so the arbiter's pick reads one flip-flop.
-        admissible = Signal()
+        # Rule A is a register, ``i_open``, with the rest of the input side's gate (running,
+        # input not all taken) folded in, so the arbiter's pick reads one flip-flop. Its next
+        # value is picked from four candidates (row +0/+1, limit +0/+stride), each compared
+        # from registers.
         i_open = Signal()
         def admits(y, lim):
             return (y < rows) | (y < lim)
@@ -464,7 +463,6 @@ class LayerEngine(wiring.Component):
                                   admits(in_y + 1, admit_lim)),
                               Mux(lim_step, admits(in_y, admit_lim + cfg.lb.stride),
                                   admits(in_y, admit_lim)))
-        m.d.sync += admissible.eq(admissible_next)
 
         # project pixels seen by the arbiter (rule C needs the final one); ``p_*_last`` are
         # registered with them, from next values (``*_next``) that rule C's register reads too
@@ -481,7 +479,7 @@ class LayerEngine(wiring.Component):
 
         with m.If(go):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
-                         admit_lim.eq(rows - cfg.lb.pad_top), admissible.eq(1), p_x.eq(0), p_y.eq(0),
+                         admit_lim.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0),
                          p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0),
                          c_open.eq(~((out_width_last == 0) & (out_height_last == 0))), i_open.eq(1)]
 
