@@ -66,7 +66,7 @@ array (`CONTEXT_FIFO_DEPTH`) turns into full overlap of a drain-bound expand wit
 issue-bound projection. The bound exceeds MACs / (lanes x pe_cols) when channels are padded to
 whole words/tiles or k_words < pe_cols/requant_lanes (narrow expands, first layers).
 
-Timing: the engine's input and output, the PE array's and the line buffer's inputs, the PE
+Timing: the engine's inputs and output, the PE array's and the line buffer's inputs, the PE
 array's two outputs and residual input and the depthwise engine's output each pass a
 `StreamRegister` (valid, payload and ready registered), so no combinational path runs from one
 block through the mode multiplexers or the PW_DW_PW arbiter into another; each adds a cycle of
@@ -447,22 +447,23 @@ class LayerEngine(wiring.Component):
         # ---- out-rows finished by the line buffer (PW_DW_PW admission, rule A) ---------------
         w_k = Signal(range(max(2, config.max_chunks)))
         w_x = Signal(range(config.max_width + 2 * 2))
-        admit_lim = Signal(signed(bits_for(lb.max_height + 2 * rows) + 1))
         lim_step = raster(lb.o.valid & lb.o.ready, w_k, lb_chunks_last, w_x, out_width_last)
-        with m.If(lim_step):
-            m.d.sync += admit_lim.eq(admit_lim + cfg.lb.stride)
         # Rule A is a register, ``i_open``, with the rest of the input side's gate (running,
-        # input not all taken) folded in, so the arbiter's pick reads one flip-flop. Its next
-        # value is picked from four candidates (row +0/+1, limit +0/+stride), each compared
-        # from registers.
+        # input not all taken) folded in, so the arbiter's pick reads one flip-flop. The limit
+        # is kept as its lead over the input row, ``lead = limit - in_y`` (a row taken: -1; an
+        # out-row finished: +stride), so the next value compares a register with constants
+        # (four candidates, picked by the two events) instead of adding and comparing.
+        lead = Signal(signed(bits_for(lb.max_height + 2 * rows) + 2))
+        stride2 = Signal()
+        m.d.sync += stride2.eq(cfg.lb.stride == 2)
+        step = Mux(stride2, 2, 1)
+        m.d.sync += lead.eq(lead + Mux(lim_step, step, 0) - in_row_end)
         i_open = Signal()
-        def admits(y, lim):
-            return (y < rows) | (y < lim)
-        admissible_next = Mux(in_row_end,
-                              Mux(lim_step, admits(in_y + 1, admit_lim + cfg.lb.stride),
-                                  admits(in_y + 1, admit_lim)),
-                              Mux(lim_step, admits(in_y, admit_lim + cfg.lb.stride),
-                                  admits(in_y, admit_lim)))
+        y_small = Mux(in_row_end, in_y < rows - 1, in_y < rows)      # in_y' < line_rows
+        lead_pos = Mux(in_row_end,                                      # lead' > 0
+                       Mux(lim_step, Mux(stride2, lead > -1, lead > 0), lead > 1),
+                       Mux(lim_step, Mux(stride2, lead > -2, lead > -1), lead > 0))
+        admissible_next = y_small | lead_pos
 
         # project pixels seen by the arbiter (rule C needs the final one); ``p_*_last`` are
         # registered with them, from next values (``*_next``) that rule C's register reads too
@@ -479,7 +480,7 @@ class LayerEngine(wiring.Component):
 
         with m.If(go):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
-                         admit_lim.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0),
+                         lead.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0),
                          p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0),
                          c_open.eq(~((out_width_last == 0) & (out_height_last == 0))), i_open.eq(1)]
 
@@ -569,7 +570,9 @@ class LayerEngine(wiring.Component):
             m.d.comb += src.ready.eq(0)
 
         # ---- residual words and output ----------------------------------------------------------
-        wiring.connect(m, wiring.flipped(self.res), pack.i)
+        res_i = m.submodules.res_i = StreamRegister(self.res.payload.shape())
+        wiring.connect(m, wiring.flipped(self.res), res_i.i)
+        wiring.connect(m, res_i.o, pack.i)
         wiring.connect(m, pack.o, res_in.i)
         wiring.connect(m, res_in.o, pe.res)
         wiring.connect(m, pe_o.o, split.i)
