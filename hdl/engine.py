@@ -374,7 +374,7 @@ class LayerEngine(wiring.Component):
         # wide registers load on local handshakes, not on the PE array's output stage's
         pe_o = m.submodules.pe_o = StreamRegister(pe.o.payload.shape())
         pe_ox = m.submodules.pe_ox = StreamRegister(pe.ox.payload.shape())
-        res_in = m.submodules.res_in = StreamRegister(pe.res.payload.shape())
+        pe_res = m.submodules.pe_res = StreamRegister(pe.res.payload.shape())
         wiring.connect(m, pe.o, pe_o.i)
         wiring.connect(m, pe.ox, pe_ox.i)
         src_valid = Signal()   # input words are taken only while running (``go`` resets counts)
@@ -570,11 +570,11 @@ class LayerEngine(wiring.Component):
             m.d.comb += src.ready.eq(0)
 
         # ---- residual words and output ----------------------------------------------------------
-        res_i = m.submodules.res_i = StreamRegister(self.res.payload.shape())
-        wiring.connect(m, wiring.flipped(self.res), res_i.i)
-        wiring.connect(m, res_i.o, pack.i)
-        wiring.connect(m, pack.o, res_in.i)
-        wiring.connect(m, res_in.o, pe.res)
+        res_in = m.submodules.res_in = StreamRegister(self.res.payload.shape())
+        wiring.connect(m, wiring.flipped(self.res), res_in.i)
+        wiring.connect(m, res_in.o, pack.i)
+        wiring.connect(m, pack.o, pe_res.i)
+        wiring.connect(m, pe_res.o, pe.res)
         wiring.connect(m, pe_o.o, split.i)
         with m.If(is_dw):
             m.d.comb += [out.valid.eq(dwo.valid), out.payload.data.eq(dwo.payload.data),

@@ -323,7 +323,7 @@ class LineBuffer(wiring.Component):
         m.d.sync += [b.eq(self.start & ~busy & ~begin_copies[0]) for b in begin_copies]
         begin = begin_copies[2]      # run control (below)
 
-        # Run constants, latched at start so no counter compare has a subtractor in front of it.
+        # Run constants, latched at begin so no counter compare has a subtractor in front of it.
         h_m1 = Signal(hbits)        # height - 1
         w_m1 = Signal(wbits)        # width - 1
         k_m1 = Signal(kbits)        # chunks - 1
