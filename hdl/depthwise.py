@@ -90,7 +90,7 @@ its last output word has been transferred.
 """
 
 import numpy as np
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -363,9 +363,15 @@ class DepthwiseEngine(wiring.Component):
             # No window has a parameter read ahead of it (the last one has left the FIFO).
             self.pload.ready.eq(idle),
         ]
-        in_flight_next = in_flight + accept - pop
-        m.d.sync += [in_flight.eq(in_flight_next), credit.eq(in_flight_next != OUT_FIFO_DEPTH),
-                     idle.eq(in_flight_next == 0)]
+        # The flags' next values are picked by the two events from compares of the register
+        # alone (made while accept and pop travel), not compared after an add: accept comes from
+        # the line buffer's valid and pload.valid, far from here.
+        up, down = accept & ~pop, pop & ~accept
+        m.d.sync += [
+            in_flight.eq(in_flight + accept - pop),
+            credit.eq(Mux(up, in_flight != OUT_FIFO_DEPTH - 1, credit | down)),
+            idle.eq(Mux(down, in_flight == 1, idle & ~up)),
+        ]
         m.d.sync += valid[0].eq(accept)
         m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, stages)]
 
