@@ -70,10 +70,10 @@ Timing: the engine's inputs and output, the PE array's and the line buffer's inp
 array's two outputs and residual input and the depthwise engine's output each pass a
 `StreamRegister` (valid, payload and ready registered), so no combinational path runs from one
 block through the mode multiplexers or the PW_DW_PW arbiter into another; each adds a cycle of
-latency, no bubbles. The mode decode, the run's last indices and the arbiter's rule-A and
-rule-C conditions (``i_open``, ``c_open``: one flip-flop each, from the next values of the
-counters they depend on) are registers too; so the run starts (``go``) one cycle after
-``start``, and input words wait in the input slice until it has.
+latency, no bubbles. The mode decode, the run's last indices and the arbiter's rule-A
+condition (``i_open``: one flip-flop, from the next values of the counters it depends on) are
+registers too (rule C, ``c_open``, is one LUT of three flip-flops); so the run starts (``go``)
+one cycle after ``start``, and input words wait in the input slice until it has.
 
 Run protocol: load weights (``wload``), tables (``tload``) and depthwise parameters (``pload``)
 while idle; set ``cfg`` (see `engine_cfg`) and pulse ``start``; stream exactly ``width * height
@@ -465,24 +465,23 @@ class LayerEngine(wiring.Component):
                        Mux(lim_step, Mux(stride2, lead > -2, lead > -1), lead > 0))
         admissible_next = y_small | lead_pos
 
-        # project pixels seen by the arbiter (rule C needs the final one); ``p_*_last`` are
-        # registered with them, from next values (``*_next``) that rule C's register reads too
+        # project pixels seen by the arbiter (rule C needs the final one); ``p_*_last`` flag
+        # the last column and row, registered with them
         p_x = Signal(range(config.max_width + 2 * 2))
         p_y = Signal(range(lb.max_height + 2 * 2))
         p_x_last, p_y_last = Signal(), Signal()
-        p_x_last_next, p_y_last_next = Signal(), Signal()
-        m.d.comb += [p_x_last_next.eq(p_x_last), p_y_last_next.eq(p_y_last)]
-        m.d.sync += [p_x_last.eq(p_x_last_next), p_y_last.eq(p_y_last_next)]
-        # rule C as one flip-flop: the final project pixel waits until the input is all taken
+        # rule C: the final project pixel waits until the input is all taken. A function of
+        # three flip-flops (one LUT beside the pick); as a flip-flop of its own it needed the
+        # pixel counters' next values, behind the pick and the PE slice's handshake (9.9 ns).
         c_open = Signal()
-        m.d.sync += c_open.eq(~(p_x_last_next & p_y_last_next) | in_done_next)
+        m.d.comb += c_open.eq(~(p_x_last & p_y_last) | in_done)
         m.d.sync += i_open.eq(admissible_next & ~in_done_next & running_next)
 
         with m.If(go):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
                          lead.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0),
                          p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0),
-                         c_open.eq(~((out_width_last == 0) & (out_height_last == 0))), i_open.eq(1)]
+                         i_open.eq(1)]
 
         # ---- CONV3: a window becomes 9 words (Im2col: a shift register, no 9:1 funnel) -------
         m.d.comb += [
@@ -514,12 +513,11 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [a_k.eq(0), mid.eq(0)]
                 with m.If(pick_dw):
                     with m.If(p_x_last):
-                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1)]
-                        m.d.comb += [p_x_last_next.eq(out_width_last == 0),
-                                     p_y_last_next.eq(p_y + 1 == out_height_last)]
+                        m.d.sync += [p_x.eq(0), p_y.eq(p_y + 1),
+                                     p_x_last.eq(out_width_last == 0),
+                                     p_y_last.eq(p_y + 1 == out_height_last)]
                     with m.Else():
-                        m.d.sync += p_x.eq(p_x + 1)
-                        m.d.comb += p_x_last_next.eq(p_x + 1 == out_width_last)
+                        m.d.sync += [p_x.eq(p_x + 1), p_x_last.eq(p_x + 1 == out_width_last)]
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), mid.eq(1), mid_dw.eq(pick_dw)]
         with m.If(go):
