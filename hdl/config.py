@@ -219,7 +219,7 @@ PRESETS = {
     # multiple of bus_bytes). Top, router1: 54.5 MHz at commit 2bb8f27 (the LayerEngine's
     # input arbitration one combinational path into the depthwise engine's handshake), 80.05
     # MHz at fa3b469 after register slices between the blocks (30.2k TRELLIS_COMB, 36 %;
-    # build/synth/top-ecp5n-fa3b469.json), 84.77 MHz at c9af9ca (see README).
+    # build/synth/top-ecp5n-fa3b469.json), 84.77 MHz at c9af9ca, 88.17 at 132f9fd (see README).
     "ecp5_narrow": Config(name="ecp5_narrow", lanes=4, pe_cols=16, requant_lanes=4, max_width=224,
                           max_channels=1280, line_rows=4, max_k=1280, weight_words=4096, max_out_channels=2048,
                           bus_bytes=4, residual_lanes=1, line_bank_depth=912, lut_multipliers=(),
