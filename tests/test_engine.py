@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dwfuse.hdl.config import Config, preset
-from dwfuse.hdl.engine import LayerEngine, Mode, conv3_weights, engine_cfg
+from dwfuse.hdl.engine import LayerEngine, Mode, _above, conv3_weights, engine_cfg
 from dwfuse.hdl.word_splitter import split_cfg
 from dwfuse.verif.sim import design_sources, run_cocotb
 from dwfuse.verif.tb_engine import (CASE_ENV, STATS_ENV, add_layer, conv3_layer, dw_layer,
@@ -101,6 +101,30 @@ MODES = ["PW", "FC", "DW", "CONV3", "DW_PW", "PW_DW_PW", "PW_DW_PW_ADD"]
 
 
 # ---- pure Python ---------------------------------------------------------------------------
+
+
+def test_above_matches_signed_compare():
+    """Rule A's compares without a carry chain equal ``x > k`` for every 6-bit value."""
+    from amaranth import Module, Signal, signed
+    from amaranth.sim import Simulator
+    m = Module()
+    x = Signal(signed(6))
+    outs = {k: Signal(name=f"above_{k + 2}") for k in (-2, -1, 0, 1)}
+    for k, o in outs.items():
+        m.d.comb += o.eq(_above(x, k))
+    wrong = []
+
+    async def bench(ctx):
+        for v in range(-32, 32):
+            ctx.set(x, v)
+            wrong.extend((v, k) for k, o in outs.items() if ctx.get(o) != (v > k))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not wrong, f"(value, k) pairs where _above differs from x > k: {wrong[:10]}"
+    with pytest.raises(ValueError, match="-2..1"):
+        _above(x, 2)
 
 
 def test_conv3_weights_order():
