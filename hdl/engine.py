@@ -498,9 +498,7 @@ class LayerEngine(wiring.Component):
 
         with m.If(go):
             m.d.sync += [in_k.eq(0), in_x.eq(0), in_y.eq(0), in_done.eq(0), w_k.eq(0), w_x.eq(0),
-                         lead.eq(rows - cfg.lb.pad_top), p_x.eq(0), p_y.eq(0),
-                         p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0),
-                         i_open.eq(1)]
+                         lead.eq(rows - cfg.lb.pad_top), i_open.eq(1)]
 
         # ---- CONV3: a window becomes 9 words (Im2col: a shift register, no 9:1 funnel) -------
         m.d.comb += [
@@ -539,8 +537,9 @@ class LayerEngine(wiring.Component):
                         m.d.sync += [p_x.eq(p_x + 1), p_x_last.eq(p_x + 1 == out_width_last)]
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), mid.eq(1), mid_dw.eq(pick_dw)]
-        with m.If(go):
-            m.d.sync += [a_k.eq(0), mid.eq(0)]
+        with m.If(go):   # after the arbiter's steps, so a run's start wins over them
+            m.d.sync += [a_k.eq(0), mid.eq(0), p_x.eq(0), p_y.eq(0),
+                         p_x_last.eq(out_width_last == 0), p_y_last.eq(out_height_last == 0)]
 
         # ---- PE array input ---------------------------------------------------------------------
         # The data is a plain 3:1 multiplexer on two selects (not part of the priority chain
